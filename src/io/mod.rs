@@ -1,0 +1,11 @@
+//! Frames and masks in and out, and the dataset layouts (DAVIS 2016/2017, YouTube-VOS).
+
+pub mod atomic;
+pub mod dataset;
+pub mod frame;
+pub mod mask;
+pub mod palette;
+
+pub use dataset::{Dataset, DatasetKind, SequenceInfo};
+pub use frame::{Frame, list_images};
+pub use mask::{Mask, MaskEncoding};
