@@ -36,6 +36,8 @@ pub enum Error {
     Sequence { sequence: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("engine: {0}")]
+    Engine(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

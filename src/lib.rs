@@ -5,8 +5,10 @@
 //! features → per-object state → gate → full or reuse path → mask → merge → outputs, and
 //! [`metrics`] scores the outputs against ground truth exactly as the DAVIS toolkit does.
 
+pub mod engine;
 pub mod error;
 pub mod io;
 pub mod metrics;
+pub mod model;
 
 pub use error::{Error, Result};

@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use reuse_vos::io::{Dataset, DatasetKind};
+use reuse_vos::engine::EngineKind;
+use reuse_vos::io::{Dataset, DatasetKind, Frame};
+use reuse_vos::model::Weights;
+use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::metrics::{EvalOptions, evaluate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +25,71 @@ struct Cli {
 enum Command {
     /// Evaluate results with the DAVIS semi-supervised metrics (J, F), as the official toolkit.
     Eval(EvalArgs),
+    /// Weight files: import PyTorch checkpoints.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+    /// Look inside the networks.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+    /// Speed benchmarks (median of repeated runs after warm-up).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
+    Import {
+        /// The .pth / .pt file.
+        input: PathBuf,
+        /// The .safetensors file to write.
+        output: PathBuf,
+    },
+}
+
+/// Options shared by the commands that run networks.
+#[derive(clap::Args, Clone)]
+struct EngineArgs {
+    /// Engine: ort (ONNX Runtime) or burn. Default: ort when libonnxruntime loads, else burn.
+    #[arg(long, value_enum)]
+    engine: Option<EngineKind>,
+    /// Backbone weights (safetensors, torchvision names). Default: the embedded MobileNetV2.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Threads for the engine.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Subcommand)]
+enum InspectCommand {
+    /// Write the four backbone taps of one image (s4, s8, s16, s32; f32 NCHW) to safetensors.
+    Features {
+        image: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Backbone to stride 32 and to stride 8, on each available engine (or the one given).
+    Backbone {
+        /// Frame to run on (default: a 854x480 DAVIS frame from ../shared if present, else a
+        /// synthetic frame of --size).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// WIDTHxHEIGHT of the synthetic frame.
+        #[arg(long, default_value = "854x480")]
+        size: String,
+        /// Timed runs per measurement (after 2 warm-up runs).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -126,10 +194,147 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
+    Ok(match &args.weights {
+        Some(p) => BackboneSpec::from_weights(&Weights::load(p)?)?,
+        None => BackboneSpec::embedded()?,
+    })
+}
+
+fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
+    match cmd {
+        WeightsCommand::Import { input, output } => {
+            let (weights, skipped) = Weights::import_pytorch(&input)?;
+            let bytes = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let sha = sha256_hex(&bytes);
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert("source".into(), input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            meta.insert("source_sha256".into(), sha.clone());
+            let out = weights.to_safetensors(meta)?;
+            reuse_vos::io::atomic::write_bytes(&output, &out)?;
+            let values: usize = weights.tensors.values().map(|t| t.data.len()).sum();
+            println!(
+                "imported {} tensors ({values} values) from {} (sha256 {sha}) into {}",
+                weights.tensors.len(),
+                input.display(),
+                output.display()
+            );
+            if !skipped.is_empty() {
+                println!(
+                    "left out {} non-float tensors, e.g. {}",
+                    skipped.len(),
+                    skipped[0]
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
+    match cmd {
+        InspectCommand::Features { image, out, engine } => {
+            let frame = Frame::load(&image)?;
+            let spec = backbone_spec(&engine)?;
+            let mut net = reuse_vos::engine::backbone(&spec, engine.engine, engine.threads)?;
+            let pyramid = net.pyramid(&normalize(&frame))?;
+            let mut w = Weights::default();
+            for (name, map) in pyramid.named() {
+                w.tensors.insert(
+                    name.to_string(),
+                    reuse_vos::model::weights::WeightTensor {
+                        shape: map.shape().to_vec(),
+                        data: map.data.clone(),
+                    },
+                );
+            }
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert("image".into(), image.display().to_string());
+            meta.insert("engine".into(), net.kind().to_string());
+            reuse_vos::io::atomic::write_bytes(&out, &w.to_safetensors(meta)?)?;
+            for (name, map) in pyramid.named() {
+                println!("{name}: {:?}", map.shape());
+            }
+            println!("engine {}; wrote {}", net.kind(), out.display());
+            Ok(())
+        }
+    }
+}
+
+fn median_ms(mut f: impl FnMut() -> anyhow::Result<()>, runs: usize) -> anyhow::Result<(f64, f64, f64)> {
+    for _ in 0..2 {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = std::time::Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    t.sort_by(f64::total_cmp);
+    Ok((t[t.len() / 2], t[0], t[t.len() - 1]))
+}
+
+fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Backbone { image, size, runs, engine } => {
+            let default_frame = PathBuf::from("../shared/data/davis2016-train/JPEGImages/480p/bear/00000.jpg");
+            let frame = match image {
+                Some(p) => Frame::load(&p)?,
+                None if default_frame.is_file() => Frame::load(&default_frame)?,
+                None => {
+                    let (w, h) = size
+                        .split_once('x')
+                        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                        .ok_or_else(|| anyhow::anyhow!("--size must be WIDTHxHEIGHT, got {size:?}"))?;
+                    let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+                    Frame { width: w, height: h, rgb }
+                }
+            };
+            let spec = backbone_spec(&engine)?;
+            let input = normalize(&frame);
+            let kinds = match engine.engine {
+                Some(k) => vec![k],
+                None => vec![EngineKind::Ort, EngineKind::Burn],
+            };
+            println!(
+                "backbone MobileNetV2, {}x{}, {} threads, median of {runs} runs after 2 warm-up (min..max) in ms",
+                frame.width, frame.height, engine.threads
+            );
+            for kind in kinds {
+                let mut net = match reuse_vos::engine::backbone(&spec, Some(kind), engine.threads) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        println!("{kind:>5}: not available ({e})");
+                        continue;
+                    }
+                };
+                let (full, flo, fhi) = median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let (low, llo, lhi) = median_ms(|| net.low(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let s8 = net.low(&input)?.s8;
+                let (high, hlo, hhi) = median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
+                println!(
+                    "{kind:>5}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Hex SHA-256 of bytes (for the weight manifest).
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => run_eval(args).context("eval failed"),
+        Command::Weights(cmd) => run_weights(cmd),
+        Command::Inspect(cmd) => run_inspect(cmd),
+        Command::Bench(cmd) => run_bench(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

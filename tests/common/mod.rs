@@ -26,3 +26,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
+
+/// Whether ONNX Runtime tests must run: always, unless REUSE_VOS_SKIP_ORT=1 (for machines
+/// without the library; CI installs it and never sets this).
+pub fn ort_required() -> bool {
+    std::env::var("REUSE_VOS_SKIP_ORT").map_or(true, |v| v != "1")
+}

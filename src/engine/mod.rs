@@ -1,0 +1,87 @@
+//! The two engines that run the networks: ONNX Runtime (fast, needs `libonnxruntime`) and Burn
+//! (pure Rust, always available). Both are built from the same folded weights.
+
+pub mod burn;
+pub mod ort;
+
+use crate::error::Result;
+use crate::model::FeatureMap;
+use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, Pyramid};
+
+/// Which engine runs the networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum)]
+pub enum EngineKind {
+    /// ONNX Runtime, through graphs built from the project's weights.
+    Ort,
+    /// Burn with the pure-Rust `flex` CPU backend.
+    Burn,
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineKind::Ort => "ort",
+            EngineKind::Burn => "burn",
+        })
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ort" | "onnxruntime" => Ok(EngineKind::Ort),
+            "burn" => Ok(EngineKind::Burn),
+            _ => Err(crate::Error::Invalid(format!(
+                "unknown engine {s:?} (expected ort or burn)"
+            ))),
+        }
+    }
+}
+
+/// The backbone on one engine: the low part (to stride 8) and the high part (from stride 8).
+pub trait BackboneEngine: Send {
+    fn kind(&self) -> EngineKind;
+    /// Blocks 0–6 on a normalised image: the stride-4 and stride-8 taps.
+    fn low(&mut self, image: &FeatureMap) -> Result<LowFeatures>;
+    /// Blocks 7–17 from the stride-8 tap: the stride-16 and stride-32 taps.
+    fn high(&mut self, s8: &FeatureMap) -> Result<HighFeatures>;
+    /// All four taps.
+    fn pyramid(&mut self, image: &FeatureMap) -> Result<Pyramid> {
+        let low = self.low(image)?;
+        let high = self.high(&low.s8)?;
+        Ok(Pyramid::from_parts(low, high))
+    }
+}
+
+/// Picks the engine: the one asked for, or ONNX Runtime when its library loads and Burn
+/// otherwise (saying so once on stderr).
+pub fn resolve(choice: Option<EngineKind>) -> Result<EngineKind> {
+    match choice {
+        Some(EngineKind::Ort) => {
+            ort::environment()?;
+            Ok(EngineKind::Ort)
+        }
+        Some(EngineKind::Burn) => Ok(EngineKind::Burn),
+        None => match ort::environment() {
+            Ok(_) => Ok(EngineKind::Ort),
+            Err(e) => {
+                eprintln!("note: ONNX Runtime not available ({e}); using the Burn engine");
+                Ok(EngineKind::Burn)
+            }
+        },
+    }
+}
+
+/// The backbone on the chosen engine, with `threads` intra-op threads.
+pub fn backbone(
+    spec: &BackboneSpec,
+    choice: Option<EngineKind>,
+    threads: usize,
+) -> Result<Box<dyn BackboneEngine>> {
+    Ok(match resolve(choice)? {
+        EngineKind::Ort => Box::new(ort::OrtBackbone::new(spec, threads)?),
+        EngineKind::Burn => Box::new(burn::BurnBackbone::new(spec)),
+    })
+}

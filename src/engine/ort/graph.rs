@@ -1,0 +1,190 @@
+//! A small builder over ort's model editor: feature-map inputs/outputs, f32 initializers,
+//! convolutions with ReLU6, additions — what the project's networks are made of.
+
+use super::err;
+use crate::error::Result;
+use crate::model::FeatureMap;
+use crate::model::backbone::ConvLayer;
+use ::ort::editor::{Graph, Model, Node, ONNX_DOMAIN, Opset};
+use ::ort::memory::Allocator;
+use ::ort::operator::Attribute;
+use ::ort::session::Session;
+use ::ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ::ort::value::{Outlet, Shape, SymbolicDimensions, Tensor, TensorElementType, ValueType};
+
+/// ONNX opset the graphs are written for.
+const OPSET: u32 = 17;
+
+/// Builds one ONNX graph.
+pub struct GraphBuilder {
+    graph: Graph,
+    inputs: Vec<Outlet>,
+    outputs: Vec<Outlet>,
+    counter: usize,
+}
+
+/// A `[1, C, H, W]` f32 value with dynamic H and W.
+fn feature_outlet(name: &str, channels: usize) -> Outlet {
+    Outlet::new(
+        name,
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape: Shape::new([1, channels as i64, -1, -1]),
+            dimension_symbols: SymbolicDimensions::new([
+                String::new(),
+                String::new(),
+                format!("{name}_h"),
+                format!("{name}_w"),
+            ]),
+        },
+    )
+}
+
+fn f32_outlet(name: &str, shape: &[i64]) -> Outlet {
+    Outlet::new(
+        name,
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape: Shape::new(shape.iter().copied()),
+            dimension_symbols: SymbolicDimensions::empty(shape.len()),
+        },
+    )
+}
+
+impl GraphBuilder {
+    pub fn new() -> Result<GraphBuilder> {
+        super::environment()?;
+        Ok(GraphBuilder {
+            graph: Graph::new().map_err(err)?,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            counter: 0,
+        })
+    }
+
+    /// A fresh value name.
+    fn fresh(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        format!("{stem}_{}", self.counter)
+    }
+
+    /// Declares a `[1, C, H, W]` graph input.
+    pub fn feature_input(&mut self, name: &str, channels: usize) {
+        self.inputs.push(feature_outlet(name, channels));
+    }
+
+    /// Declares a `[1, C, H, W]` graph output.
+    pub fn feature_output(&mut self, name: &str, channels: usize) {
+        self.outputs.push(feature_outlet(name, channels));
+    }
+
+    /// Declares a graph output of fixed shape.
+    pub fn output(&mut self, name: &str, shape: &[i64]) {
+        self.outputs.push(f32_outlet(name, shape));
+    }
+
+    /// Adds a constant f32 tensor (copied into memory ONNX Runtime owns).
+    pub fn constant(&mut self, stem: &str, shape: &[usize], data: &[f32]) -> Result<String> {
+        let name = self.fresh(stem);
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut t = Tensor::<f32>::new(&Allocator::default(), dims).map_err(err)?;
+        let (_, buf) = t.extract_tensor_mut();
+        if buf.len() != data.len() {
+            return Err(crate::Error::Invalid(format!(
+                "constant {name}: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        buf.copy_from_slice(data);
+        self.graph
+            .add_initializer(&name, t, false)
+            .map_err(err)?;
+        Ok(name)
+    }
+
+    /// Adds a node with one output and returns the output's name (or `out` when given).
+    pub fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attributes: Vec<Attribute>,
+        out: Option<&str>,
+    ) -> Result<String> {
+        let y = match out {
+            Some(o) => o.to_string(),
+            None => self.fresh(&op.to_ascii_lowercase()),
+        };
+        let name = self.fresh(&format!("{op}_node"));
+        let node = Node::new(op, ONNX_DOMAIN, name, inputs, [y.as_str()], attributes).map_err(err)?;
+        self.graph.add_node(node).map_err(err)?;
+        Ok(y)
+    }
+
+    /// Conv (+ bias) and, when the layer has it, ReLU6 (`Clip(0, 6)`).
+    pub fn conv(&mut self, x: &str, layer: &ConvLayer, out: Option<&str>) -> Result<String> {
+        let k = layer.kernel;
+        let w = self.constant("w", &[layer.cout, layer.cin / layer.groups, k, k], &layer.weight)?;
+        let b = self.constant("b", &[layer.cout], &layer.bias)?;
+        let p = layer.padding() as i64;
+        let s = layer.stride as i64;
+        let attrs = vec![
+            Attribute::new("kernel_shape", vec![k as i64, k as i64]).map_err(err)?,
+            Attribute::new("pads", vec![p, p, p, p]).map_err(err)?,
+            Attribute::new("strides", vec![s, s]).map_err(err)?,
+            Attribute::new("group", layer.groups as i64).map_err(err)?,
+        ];
+        if !layer.relu6 {
+            return self.node("Conv", &[x, &w, &b], attrs, out);
+        }
+        let y = self.node("Conv", &[x, &w, &b], attrs, None)?;
+        let lo = self.constant("zero", &[], &[0.0])?;
+        let hi = self.constant("six", &[], &[6.0])?;
+        self.node("Clip", &[&y, &lo, &hi], vec![], out)
+    }
+
+    /// Compiles the graph into a session with `threads` intra-op threads.
+    pub fn session(mut self, threads: usize) -> Result<Session> {
+        self.graph.set_inputs(self.inputs).map_err(err)?;
+        self.graph.set_outputs(self.outputs).map_err(err)?;
+        let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET).map_err(err)?]).map_err(err)?;
+        model.set_graph(self.graph).map_err(err)?;
+        let env = super::environment()?;
+        let options = SessionBuilder::new(&env)
+            .map_err(err)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| err(e.to_string()))?
+            // Each session has its own thread pool; spinning threads of one session would
+            // steal the cores from the next one (measured: to s32 took 99 ms instead of ~50).
+            .with_intra_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?;
+        model.into_session(&options).map_err(err)
+    }
+}
+
+/// Runs a session on named feature-map inputs and returns the named outputs.
+pub fn run(session: &mut Session, inputs: &[(&str, &FeatureMap)], outputs: &[&str]) -> Result<Vec<FeatureMap>> {
+    let mut values = Vec::with_capacity(inputs.len());
+    for (name, map) in inputs {
+        let view = ::ort::value::TensorRef::from_array_view((map.shape(), &map.data[..])).map_err(err)?;
+        values.push((std::borrow::Cow::Borrowed(*name), ::ort::session::SessionInputValue::from(view)));
+    }
+    let result = session.run(values).map_err(err)?;
+    outputs
+        .iter()
+        .map(|name| {
+            let value = result
+                .get(name)
+                .ok_or_else(|| err(format!("graph has no output {name}")))?;
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            let (c, h, w) = match dims.as_slice() {
+                [1, c, h, w] => (*c, *h, *w),
+                [1, c] => (*c, 1, 1),
+                other => return Err(err(format!("output {name} has shape {other:?}"))),
+            };
+            Ok(FeatureMap::new(c, h, w, data.to_vec()))
+        })
+        .collect()
+}

@@ -1,0 +1,8 @@
+//! The networks: their weights, their definitions as Burn modules, and the tensors they pass.
+
+pub mod backbone;
+pub mod tensor;
+pub mod weights;
+
+pub use tensor::FeatureMap;
+pub use weights::Weights;
