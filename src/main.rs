@@ -4,9 +4,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reuse_vos::engine::EngineKind;
 use reuse_vos::io::{Dataset, DatasetKind, Frame};
+use reuse_vos::metrics::{EvalOptions, evaluate};
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
-use reuse_vos::metrics::{EvalOptions, evaluate};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -205,10 +205,17 @@ fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
         WeightsCommand::Import { input, output } => {
             let (weights, skipped) = Weights::import_pytorch(&input)?;
-            let bytes = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let sha = sha256_hex(&bytes);
             let mut meta = std::collections::BTreeMap::new();
-            meta.insert("source".into(), input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            meta.insert(
+                "source".into(),
+                input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
             meta.insert("source_sha256".into(), sha.clone());
             let out = weights.to_safetensors(meta)?;
             reuse_vos::io::atomic::write_bytes(&output, &out)?;
@@ -261,7 +268,10 @@ fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
     }
 }
 
-fn median_ms(mut f: impl FnMut() -> anyhow::Result<()>, runs: usize) -> anyhow::Result<(f64, f64, f64)> {
+fn median_ms(
+    mut f: impl FnMut() -> anyhow::Result<()>,
+    runs: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
     for _ in 0..2 {
         f()?;
     }
@@ -277,8 +287,14 @@ fn median_ms(mut f: impl FnMut() -> anyhow::Result<()>, runs: usize) -> anyhow::
 
 fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Backbone { image, size, runs, engine } => {
-            let default_frame = PathBuf::from("../shared/data/davis2016-train/JPEGImages/480p/bear/00000.jpg");
+        BenchCommand::Backbone {
+            image,
+            size,
+            runs,
+            engine,
+        } => {
+            let default_frame =
+                PathBuf::from("../shared/data/davis2016-train/JPEGImages/480p/bear/00000.jpg");
             let frame = match image {
                 Some(p) => Frame::load(&p)?,
                 None if default_frame.is_file() => Frame::load(&default_frame)?,
@@ -286,9 +302,15 @@ fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                     let (w, h) = size
                         .split_once('x')
                         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-                        .ok_or_else(|| anyhow::anyhow!("--size must be WIDTHxHEIGHT, got {size:?}"))?;
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--size must be WIDTHxHEIGHT, got {size:?}")
+                        })?;
                     let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-                    Frame { width: w, height: h, rgb }
+                    Frame {
+                        width: w,
+                        height: h,
+                        rgb,
+                    }
                 }
             };
             let spec = backbone_spec(&engine)?;
@@ -309,10 +331,13 @@ fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                let (full, flo, fhi) = median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
-                let (low, llo, lhi) = median_ms(|| net.low(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let (full, flo, fhi) =
+                    median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let (low, llo, lhi) =
+                    median_ms(|| net.low(&input).map(|_| ()).map_err(Into::into), runs)?;
                 let s8 = net.low(&input)?.s8;
-                let (high, hlo, hhi) = median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
+                let (high, hlo, hhi) =
+                    median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
                 println!(
                     "{kind:>5}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
                 );
@@ -325,7 +350,10 @@ fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
 /// Hex SHA-256 of bytes (for the weight manifest).
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn main() -> ExitCode {

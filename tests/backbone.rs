@@ -43,7 +43,7 @@ fn ort_all(spec: &BackboneSpec, input: &FeatureMap) -> Option<Vec<FeatureMap>> {
             eprintln!("skipping ONNX Runtime: {e}");
             return None;
         }
-        Err(e) => panic!("ONNX Runtime must load for this test (REUSE_VOS_SKIP_ORT=1 skips): {e}"),
+        Err(e) => panic!("ONNX Runtime must load under CI / REUSE_VOS_REQUIRE_ORT: {e}"),
     };
     let mut names: Vec<String> = (0..19).map(|i| format!("features.{i}")).collect();
     names.push("logits".into());
@@ -64,10 +64,13 @@ fn to_map_w(w: &Weights, name: &str) -> FeatureMap {
 fn crop_parity(outs: &[FeatureMap], engine: &str) -> f32 {
     let fx = crop_fixture();
     let mut worst = 0f32;
-    for i in 0..19 {
+    for (i, out) in outs.iter().take(19).enumerate() {
         let reference = to_map_w(&fx, &format!("features.{i}"));
-        let rel = outs[i].max_abs_diff(&reference) / reference.max_abs();
-        assert!(rel <= 1e-3, "{engine} features.{i}: max|diff|/max|ref| = {rel:e}");
+        let rel = out.max_abs_diff(&reference) / reference.max_abs();
+        assert!(
+            rel <= 1e-3,
+            "{engine} features.{i}: max|diff|/max|ref| = {rel:e}"
+        );
         worst = worst.max(rel);
     }
     eprintln!("{engine}: crop96x128 worst max|diff|/max|ref| over features.0..18 = {worst:e}");
@@ -101,7 +104,12 @@ fn summary(m: &FeatureMap) -> Summary {
     let n = m.data.len() as f64;
     let sum: f64 = m.data.iter().map(|&v| v as f64).sum();
     let mean = sum / n;
-    let var = m.data.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = m
+        .data
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     Summary {
         sum,
         mean,
@@ -118,17 +126,24 @@ fn top5(logits: &FeatureMap) -> Vec<u64> {
 
 /// Full 854x480 frame: per-layer statistics against torchvision's, and the ImageNet top-5.
 fn check_full_frame(outs: &[FeatureMap], engine: &str) {
-    let stats: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("full-frame-stats.json")).unwrap(),
-    )
-    .unwrap();
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("full-frame-stats.json")).unwrap())
+            .unwrap();
     let ff = &stats["full_frame"];
     let mut worst_std = 0f64;
-    for i in 0..20 {
-        let name = if i < 19 { format!("features.{i}") } else { "logits".into() };
+    for (i, m) in outs.iter().take(20).enumerate() {
+        let name = if i < 19 {
+            format!("features.{i}")
+        } else {
+            "logits".into()
+        };
         let e = &ff[&name];
-        let m = &outs[i];
-        let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = e["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
         if i < 19 {
             assert_eq!(shape, m.shape().to_vec(), "{engine} {name} shape");
         }
@@ -145,19 +160,35 @@ fn check_full_frame(outs: &[FeatureMap], engine: &str) {
         worst_std = worst_std.max(rel_std);
         let bound = if i < 19 { 2e-3 } else { 1e-2 };
         assert!(rel_std < bound, "{engine} {name}: std {} vs {es}", s.std);
-        assert!((s.mean - em).abs() < 2e-3 * es, "{engine} {name}: mean {} vs {em}", s.mean);
-        assert!((s.absmax - ea).abs() < 0.02 * ea, "{engine} {name}: absmax {} vs {ea}", s.absmax);
+        assert!(
+            (s.mean - em).abs() < 2e-3 * es,
+            "{engine} {name}: mean {} vs {em}",
+            s.mean
+        );
+        assert!(
+            (s.absmax - ea).abs() < 0.02 * ea,
+            "{engine} {name}: absmax {} vs {ea}",
+            s.absmax
+        );
         let _ = s.sum;
         if let Some(samples) = e["samples"].as_object() {
             for (k, v) in samples {
                 let p: Vec<usize> = k.split(',').map(|x| x.parse().unwrap()).collect();
                 let got = m.at(p[0], p[1], p[2]) as f64;
                 let want = v.as_f64().unwrap();
-                assert!((got - want).abs() < 0.1 * es, "{engine} {name}[{k}]: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 0.1 * es,
+                    "{engine} {name}[{k}]: {got} vs {want}"
+                );
             }
         }
     }
-    let want: Vec<u64> = ff["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let want: Vec<u64> = ff["top5"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     assert_eq!(top5(&outs[19]), want, "{engine} top-5");
     eprintln!("{engine}: full frame, worst relative std difference {worst_std:e}, top-5 {want:?}");
 }

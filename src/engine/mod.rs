@@ -9,8 +9,7 @@ use crate::model::FeatureMap;
 use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, Pyramid};
 
 /// Which engine runs the networks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[derive(clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
     /// ONNX Runtime, through graphs built from the project's weights.
     Ort,

@@ -20,6 +20,17 @@ impl Frame {
 
     /// Decodes image bytes; `path` is only used in error messages.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Frame> {
+        // The JPEG decoder fills a truncated file's missing part with grey instead of failing;
+        // a JPEG must end with its EOI marker (FF D9), possibly followed by padding.
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            let tail = &bytes[bytes.len().saturating_sub(4096)..];
+            if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                return Err(Error::Decode {
+                    path: path.to_path_buf(),
+                    reason: "truncated JPEG (no end-of-image marker)".into(),
+                });
+            }
+        }
         let img = image::load_from_memory(bytes).map_err(|e| Error::Decode {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -33,9 +33,8 @@ impl Weights {
     /// reader. Float tensors become f32; integer bookkeeping tensors (`num_batches_tracked`)
     /// are left out. Returns the weights and the names that were left out.
     pub fn import_pytorch(path: &Path) -> Result<(Weights, Vec<String>)> {
-        let reader = PytorchReader::new(path).map_err(|e| {
-            Error::format(path, format!("not a readable PyTorch checkpoint: {e}"))
-        })?;
+        let reader = PytorchReader::new(path)
+            .map_err(|e| Error::format(path, format!("not a readable PyTorch checkpoint: {e}")))?;
         let mut tensors = BTreeMap::new();
         let mut skipped = Vec::new();
         for (name, t) in reader.tensors() {
@@ -113,7 +112,12 @@ impl Weights {
         let bytes: Vec<(String, Vec<u8>)> = self
             .tensors
             .iter()
-            .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
             .collect();
         let views = bytes
             .iter()

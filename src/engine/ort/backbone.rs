@@ -26,12 +26,18 @@ fn add_blocks(
 ) -> Result<String> {
     let mut x = input.to_string();
     for block in &spec.blocks[range] {
-        let named = outputs.contains(&block.index).then(|| feature_name(block.index));
+        let named = outputs
+            .contains(&block.index)
+            .then(|| feature_name(block.index));
         let n = block.convs.len();
         let mut y = x.clone();
         for (i, layer) in block.convs.iter().enumerate() {
             let last = i + 1 == n;
-            let out = if last && !block.residual { named.as_deref() } else { None };
+            let out = if last && !block.residual {
+                named.as_deref()
+            } else {
+                None
+            };
             y = g.conv(&y, layer, out)?;
         }
         if block.residual {

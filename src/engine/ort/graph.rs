@@ -96,9 +96,7 @@ impl GraphBuilder {
             )));
         }
         buf.copy_from_slice(data);
-        self.graph
-            .add_initializer(&name, t, false)
-            .map_err(err)?;
+        self.graph.add_initializer(&name, t, false).map_err(err)?;
         Ok(name)
     }
 
@@ -115,7 +113,8 @@ impl GraphBuilder {
             None => self.fresh(&op.to_ascii_lowercase()),
         };
         let name = self.fresh(&format!("{op}_node"));
-        let node = Node::new(op, ONNX_DOMAIN, name, inputs, [y.as_str()], attributes).map_err(err)?;
+        let node =
+            Node::new(op, ONNX_DOMAIN, name, inputs, [y.as_str()], attributes).map_err(err)?;
         self.graph.add_node(node).map_err(err)?;
         Ok(y)
     }
@@ -123,7 +122,11 @@ impl GraphBuilder {
     /// Conv (+ bias) and, when the layer has it, ReLU6 (`Clip(0, 6)`).
     pub fn conv(&mut self, x: &str, layer: &ConvLayer, out: Option<&str>) -> Result<String> {
         let k = layer.kernel;
-        let w = self.constant("w", &[layer.cout, layer.cin / layer.groups, k, k], &layer.weight)?;
+        let w = self.constant(
+            "w",
+            &[layer.cout, layer.cin / layer.groups, k, k],
+            &layer.weight,
+        )?;
         let b = self.constant("b", &[layer.cout], &layer.bias)?;
         let p = layer.padding() as i64;
         let s = layer.stride as i64;
@@ -164,11 +167,19 @@ impl GraphBuilder {
 }
 
 /// Runs a session on named feature-map inputs and returns the named outputs.
-pub fn run(session: &mut Session, inputs: &[(&str, &FeatureMap)], outputs: &[&str]) -> Result<Vec<FeatureMap>> {
+pub fn run(
+    session: &mut Session,
+    inputs: &[(&str, &FeatureMap)],
+    outputs: &[&str],
+) -> Result<Vec<FeatureMap>> {
     let mut values = Vec::with_capacity(inputs.len());
     for (name, map) in inputs {
-        let view = ::ort::value::TensorRef::from_array_view((map.shape(), &map.data[..])).map_err(err)?;
-        values.push((std::borrow::Cow::Borrowed(*name), ::ort::session::SessionInputValue::from(view)));
+        let view =
+            ::ort::value::TensorRef::from_array_view((map.shape(), &map.data[..])).map_err(err)?;
+        values.push((
+            std::borrow::Cow::Borrowed(*name),
+            ::ort::session::SessionInputValue::from(view),
+        ));
     }
     let result = session.run(values).map_err(err)?;
     outputs

@@ -60,23 +60,24 @@ impl MobileNetV2Config {
     pub fn init(&self, device: &Device) -> MobileNetV2 {
         let blocks = architecture()
             .into_iter()
-            .map(|(convs, residual)| FeatureBlock {
-                convs: convs
+            .map(|b| FeatureBlock {
+                convs: b
+                    .convs
                     .into_iter()
-                    .map(|(cin, cout, k, stride, groups, relu6)| {
-                        let p = (k - 1) / 2;
+                    .map(|c| {
+                        let (k, p) = (c.kernel, (c.kernel - 1) / 2);
                         ConvAct {
-                            conv: Conv2dConfig::new([cin, cout], [k, k])
-                                .with_stride([stride, stride])
+                            conv: Conv2dConfig::new([c.cin, c.cout], [k, k])
+                                .with_stride([c.stride, c.stride])
                                 .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-                                .with_groups(groups)
+                                .with_groups(c.groups)
                                 .with_bias(true)
                                 .init(device),
-                            relu6,
+                            relu6: c.relu6,
                         }
                     })
                     .collect(),
-                residual,
+                residual: b.residual,
             })
             .collect();
         let classifier = self

@@ -61,10 +61,48 @@ const SETTINGS: [(usize, usize, usize, usize); 7] = [
     (6, 320, 1, 1),
 ];
 
-/// The architecture without weights: for each block, its convolutions as
-/// (cin, cout, kernel, stride, groups, relu6), and whether it is residual.
-pub fn architecture() -> Vec<(Vec<(usize, usize, usize, usize, usize, bool)>, bool)> {
-    let mut blocks = vec![(vec![(3, 32, 3, 2, 1, true)], false)];
+/// The shape of one convolution, without weights.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub relu6: bool,
+}
+
+const fn conv(
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    relu6: bool,
+) -> ConvShape {
+    ConvShape {
+        cin,
+        cout,
+        kernel,
+        stride,
+        groups,
+        relu6,
+    }
+}
+
+/// The shape of one block: its convolutions and whether it is residual.
+#[derive(Clone, Debug)]
+pub struct BlockShape {
+    pub convs: Vec<ConvShape>,
+    pub residual: bool,
+}
+
+/// The architecture without weights, `features.0..=18`.
+pub fn architecture() -> Vec<BlockShape> {
+    let mut blocks = vec![BlockShape {
+        convs: vec![conv(3, 32, 3, 2, 1, true)],
+        residual: false,
+    }];
     let mut cin = 32;
     for (t, c, n, s) in SETTINGS {
         for i in 0..n {
@@ -72,26 +110,34 @@ pub fn architecture() -> Vec<(Vec<(usize, usize, usize, usize, usize, bool)>, bo
             let hidden = cin * t;
             let mut convs = Vec::new();
             if t != 1 {
-                convs.push((cin, hidden, 1, 1, 1, true));
+                convs.push(conv(cin, hidden, 1, 1, 1, true));
             }
-            convs.push((hidden, hidden, 3, stride, hidden, true));
-            convs.push((hidden, c, 1, 1, 1, false));
-            blocks.push((convs, stride == 1 && cin == c));
+            convs.push(conv(hidden, hidden, 3, stride, hidden, true));
+            convs.push(conv(hidden, c, 1, 1, 1, false));
+            blocks.push(BlockShape {
+                convs,
+                residual: stride == 1 && cin == c,
+            });
             cin = c;
         }
     }
-    blocks.push((vec![(320, 1280, 1, 1, 1, true)], false));
+    blocks.push(BlockShape {
+        convs: vec![conv(320, 1280, 1, 1, 1, true)],
+        residual: false,
+    });
     blocks
 }
 
 /// Folds `<conv>.weight` and the batch norm `<bn>.{weight,bias,running_mean,running_var}`.
-fn fold(
-    w: &Weights,
-    conv: &str,
-    bn: &str,
-    shape: (usize, usize, usize, usize, usize, bool),
-) -> Result<ConvLayer> {
-    let (cin, cout, kernel, stride, groups, relu6) = shape;
+fn fold(w: &Weights, conv: &str, bn: &str, shape: ConvShape) -> Result<ConvLayer> {
+    let ConvShape {
+        cin,
+        cout,
+        kernel,
+        stride,
+        groups,
+        relu6,
+    } = shape;
     let weight = w.get(&format!("{conv}.weight"))?;
     let want = vec![cout, cin / groups, kernel, kernel];
     if weight.shape != want {
@@ -147,7 +193,7 @@ impl BackboneSpec {
         let arch = architecture();
         let last = arch.len() - 1;
         let mut blocks = Vec::with_capacity(arch.len());
-        for (index, (convs, residual)) in arch.into_iter().enumerate() {
+        for (index, BlockShape { convs, residual }) in arch.into_iter().enumerate() {
             let layers = if index == 0 || index == last {
                 vec![fold(
                     w,
