@@ -19,6 +19,7 @@ fn pseudo(i: usize, k: f32) -> f32 {
 }
 
 /// Solves the normal equations (AᵀA) x = Aᵀb by Gaussian elimination in f64.
+#[allow(clippy::needless_range_loop)]
 fn normal_solve(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
     let n = a[0].len();
     let mut m = vec![vec![0f64; n + 1]; n];
