@@ -1,6 +1,7 @@
 //! The networks: their weights, their definitions as Burn modules, and the tensors they pass.
 
 pub mod backbone;
+pub mod decoder;
 pub mod target;
 pub mod tensor;
 pub mod weights;

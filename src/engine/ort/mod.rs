@@ -7,6 +7,7 @@
 //! `site-packages/onnxruntime/capi/`).
 
 pub mod backbone;
+pub mod decoder;
 pub mod graph;
 
 pub use backbone::OrtBackbone;

@@ -1,0 +1,56 @@
+//! The refinement decoder gives the same logits on Burn and on ONNX Runtime.
+
+mod common;
+
+use reuse_vos::engine::BackboneEngine;
+use reuse_vos::engine::burn::{BurnBackbone, device};
+use reuse_vos::engine::ort::decoder::OrtDecoder;
+use reuse_vos::io::Frame;
+use reuse_vos::model::FeatureMap;
+use reuse_vos::model::backbone::net::{to_map, to_tensor};
+use reuse_vos::model::backbone::{BackboneSpec, normalize};
+use reuse_vos::model::decoder::{DecoderConfig, DecoderInput};
+
+#[test]
+fn decoder_parity_burn_vs_ort() {
+    let frame = Frame::load(&common::davis2016().join("JPEGImages/480p/bear/00000.jpg")).unwrap();
+    let spec = BackboneSpec::embedded().unwrap();
+    let p = BurnBackbone::new(&spec)
+        .pyramid(&normalize(&frame))
+        .unwrap();
+    let dev = device();
+    dev.seed(7);
+    let cfg = DecoderConfig::new();
+    let dec = cfg.init(&dev);
+    // A smooth synthetic score at stride 16.
+    let (h, w) = (p.s16.height, p.s16.width);
+    let score = FeatureMap::new(
+        1,
+        h,
+        w,
+        (0..h * w)
+            .map(|i| ((i % w) as f32 / w as f32 - 0.5) * 2.0)
+            .collect(),
+    );
+    let logits = dec.forward(
+        DecoderInput {
+            s32: to_tensor(&p.s32, &dev),
+            s16: to_tensor(&p.s16, &dev),
+            s8: to_tensor(&p.s8, &dev),
+            s4: to_tensor(&p.s4, &dev),
+        },
+        to_tensor(&score, &dev),
+    );
+    let burn = to_map(logits).unwrap();
+    assert_eq!(burn.shape(), [1, 1, p.s4.height, p.s4.width]);
+    let mut ort = match OrtDecoder::new(&dec, cfg.feature_channels, 2) {
+        Ok(o) => o,
+        Err(e) if !common::ort_required() => return eprintln!("skipping: {e}"),
+        Err(e) => panic!("{e}"),
+    };
+    let state = ort.deep(&p.s32, &p.s16, &score).unwrap();
+    let o = ort.shallow(&state, &p.s8, &p.s4, &score).unwrap();
+    let rel = burn.max_abs_diff(&o) / burn.max_abs();
+    eprintln!("decoder burn vs ort: max|diff|/max|x| = {rel:e}");
+    assert!(rel < 1e-4, "{rel:e}");
+}
