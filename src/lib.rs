@@ -10,5 +10,6 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -31,9 +31,38 @@ enum Command {
     /// Look inside the networks.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Train the refinement decoder (backbone frozen) on a DAVIS-2016 split.
+    Train(TrainArgs),
     /// Speed benchmarks (median of repeated runs after warm-up).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// DAVIS-2016 root (JPEGImages/480p, Annotations/480p).
+    #[arg(long)]
+    data: PathBuf,
+    /// List of training sequences (e.g. splits/fit.txt).
+    #[arg(long)]
+    split: String,
+    /// Output folder: checkpoints, loss.csv, decoder.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value_t = 3000)]
+    iterations: usize,
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Decoder channels at strides 32,16,8,4.
+    #[arg(long, value_delimiter = ',', default_value = "32,32,32,16")]
+    channels: Vec<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +92,15 @@ struct EngineArgs {
 
 #[derive(Subcommand)]
 enum InspectCommand {
+    /// Write the target model's first-frame training views (real + synthetic) as PNGs.
+    Augment {
+        image: PathBuf,
+        /// The object's mask (any non-zero id counts as the object).
+        #[arg(long)]
+        mask: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write the four backbone taps of one image (s4, s8, s16, s32; f32 NCHW) to safetensors.
     Features {
         image: PathBuf,
@@ -201,6 +239,43 @@ fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
     })
 }
 
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let dataset = Dataset::open(&args.data, DatasetKind::Davis2016, Some(&args.split), None)?;
+    let spec = backbone_spec(&args.engine)?;
+    let mut engine = reuse_vos::engine::backbone(&spec, args.engine.engine, args.engine.threads)?;
+    let channels: [usize; 4] = args
+        .channels
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--channels needs 4 values"))?;
+    let cfg = reuse_vos::train::TrainConfig {
+        iterations: args.iterations,
+        batch: args.batch,
+        learning_rate: args.lr,
+        decoder: reuse_vos::train::DecoderChannels { channels },
+        ..Default::default()
+    };
+    let bar = progress_bar(0, "train");
+    let start = std::time::Instant::now();
+    let state = reuse_vos::train::train(
+        &dataset,
+        engine.as_mut(),
+        &args.out,
+        &cfg,
+        args.resume,
+        &bar,
+    )?;
+    bar.finish();
+    println!(
+        "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
+        state.iteration,
+        state.seconds,
+        start.elapsed().as_secs_f64(),
+        args.out.join("decoder.safetensors").display()
+    );
+    Ok(())
+}
+
 fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
         WeightsCommand::Import { input, output } => {
@@ -240,6 +315,28 @@ fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
 
 fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
     match cmd {
+        InspectCommand::Augment { image, mask, out } => {
+            let frame = Frame::load(&image)?;
+            let m = reuse_vos::io::Mask::read_binary(&mask)?;
+            m.check_size(frame.width, frame.height, &mask)?;
+            let views = reuse_vos::model::target::augment::views(&frame, &m.ids, 6);
+            for (i, v) in views.iter().enumerate() {
+                let img =
+                    image::RgbImage::from_raw(v.frame.width, v.frame.height, v.frame.rgb.clone())
+                        .ok_or_else(|| anyhow::anyhow!("bad view size"))?;
+                let p = out.join(format!("view{i}.png"));
+                std::fs::create_dir_all(&out)?;
+                img.save(&p)?;
+                let mm = reuse_vos::io::Mask {
+                    width: v.frame.width,
+                    height: v.frame.height,
+                    ids: v.mask.clone(),
+                };
+                mm.save(&out.join(format!("view{i}_mask.png")))?;
+            }
+            println!("wrote {} views to {}", views.len(), out.display());
+            Ok(())
+        }
         InspectCommand::Features { image, out, engine } => {
             let frame = Frame::load(&image)?;
             let spec = backbone_spec(&engine)?;
@@ -363,6 +460,7 @@ fn main() -> ExitCode {
         Command::Weights(cmd) => run_weights(cmd),
         Command::Inspect(cmd) => run_inspect(cmd),
         Command::Bench(cmd) => run_bench(cmd),
+        Command::Train(args) => run_train(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

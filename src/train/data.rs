@@ -1,0 +1,179 @@
+//! Training data: backbone features of every frame computed once with the fast engine and kept
+//! in memory as f16, ground-truth masks, and target-model scores from models fitted on
+//! reference frames (with the same first-frame augmentation the tracker uses).
+
+use crate::engine::BackboneEngine;
+use crate::error::Result;
+use crate::io::{Dataset, Frame, Mask};
+use crate::model::FeatureMap;
+use crate::model::backbone::normalize;
+use crate::model::target::augment::views;
+use crate::model::target::{
+    Sample, TargetConfig, TargetModel, area_downsample, as_matrix, hinge_weights,
+};
+use half::f16;
+
+/// A feature map stored as f16.
+#[derive(Clone, Debug)]
+pub struct HalfMap {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f16>,
+}
+
+impl HalfMap {
+    pub fn from_map(m: &FeatureMap) -> HalfMap {
+        HalfMap {
+            channels: m.channels,
+            height: m.height,
+            width: m.width,
+            data: m.data.iter().map(|&v| f16::from_f32(v)).collect(),
+        }
+    }
+
+    pub fn to_map(&self) -> FeatureMap {
+        FeatureMap::new(
+            self.channels,
+            self.height,
+            self.width,
+            self.data.iter().map(|v| v.to_f32()).collect(),
+        )
+    }
+
+    /// Rows `y0..y0+h`, columns `x0..x0+w` (clamped: missing cells repeat the border), as f32,
+    /// optionally mirrored left–right.
+    pub fn crop(&self, y0: usize, x0: usize, h: usize, w: usize, flip: bool) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.channels * h * w);
+        for c in 0..self.channels {
+            for y in 0..h {
+                let sy = (y0 + y).min(self.height - 1);
+                let row = &self.data
+                    [(c * self.height + sy) * self.width..(c * self.height + sy + 1) * self.width];
+                for x in 0..w {
+                    let xx = if flip { w - 1 - x } else { x };
+                    out.push(row[(x0 + xx).min(self.width - 1)].to_f32());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One frame's four taps.
+#[derive(Clone, Debug)]
+pub struct FrameFeatures {
+    /// Strides 32, 16, 8, 4 (the decoder's order).
+    pub taps: [HalfMap; 4],
+}
+
+/// A reference frame's fitted target model: the scores it gives every frame of its sequence.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub frame: usize,
+    /// Score at stride 16 for each frame of the sequence.
+    pub scores: Vec<Vec<f32>>,
+}
+
+/// Everything training needs of one sequence.
+#[derive(Clone, Debug)]
+pub struct SequenceData {
+    pub name: String,
+    pub width: usize,
+    pub height: usize,
+    pub features: Vec<FrameFeatures>,
+    /// Binary object masks (0/1), full resolution.
+    pub masks: Vec<Vec<u8>>,
+    pub references: Vec<Reference>,
+    /// s16 size.
+    pub s16: (usize, usize),
+}
+
+/// Fits a target model on one frame with augmentation, as the tracker does.
+pub fn fit_target(
+    engine: &mut dyn BackboneEngine,
+    frame: &Frame,
+    mask: &[u8],
+    s16_of_frame: Option<&FeatureMap>,
+    cfg: &TargetConfig,
+    augment: usize,
+) -> Result<TargetModel> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut samples = Vec::new();
+    for (i, v) in views(frame, mask, augment).into_iter().enumerate() {
+        let s16 = match (i, s16_of_frame) {
+            (0, Some(f)) => f.clone(),
+            _ => engine.pyramid(&normalize(&v.frame))?.s16,
+        };
+        let full: Vec<f32> = v.mask.iter().map(|&m| f32::from(m > 0)).collect();
+        let label = area_downsample(&full, w, h, s16.width, s16.height);
+        let area = v.mask.iter().filter(|&&m| m > 0).count();
+        let binary: Vec<f32> = label
+            .iter()
+            .map(|&l| if l > 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        samples.push(Sample {
+            features: as_matrix(&s16).to_owned(),
+            weight: hinge_weights(&binary, area as f32 / (w * h) as f32, cfg.hinge),
+            label,
+            height: s16.height,
+            width: s16.width,
+        });
+    }
+    Ok(TargetModel::init(&samples, cfg, 16.0).0)
+}
+
+/// Builds one sequence's data: features of every frame, masks, and references every
+/// `ref_every` frames (where the object has at least 100 pixels).
+pub fn load_sequence(
+    dataset: &Dataset,
+    name: &str,
+    engine: &mut dyn BackboneEngine,
+    cfg: &TargetConfig,
+    ref_every: usize,
+    augment: usize,
+) -> Result<SequenceData> {
+    let info = dataset.sequence(name)?;
+    let mut features = Vec::with_capacity(info.frames.len());
+    let mut masks = Vec::with_capacity(info.frames.len());
+    let mut frames = Vec::with_capacity(info.frames.len());
+    let mut s16s = Vec::with_capacity(info.frames.len());
+    let (mut width, mut height) = (0, 0);
+    for ((_, ann), path) in info.annotations.iter().zip(&info.frames) {
+        let frame = Frame::load(path)?;
+        let mask = Mask::read_binary(ann)?;
+        mask.check_size(frame.width, frame.height, ann)?;
+        (width, height) = (frame.width as usize, frame.height as usize);
+        let p = engine.pyramid(&normalize(&frame))?;
+        features.push(FrameFeatures {
+            taps: [
+                HalfMap::from_map(&p.s32),
+                HalfMap::from_map(&p.s16),
+                HalfMap::from_map(&p.s8),
+                HalfMap::from_map(&p.s4),
+            ],
+        });
+        s16s.push(p.s16);
+        masks.push(mask.ids);
+        frames.push(frame);
+    }
+    let s16 = (s16s[0].height, s16s[0].width);
+    let mut references = Vec::new();
+    for r in (0..frames.len()).step_by(ref_every.max(1)) {
+        if masks[r].iter().filter(|&&m| m > 0).count() < 100 {
+            continue;
+        }
+        let model = fit_target(engine, &frames[r], &masks[r], Some(&s16s[r]), cfg, augment)?;
+        let scores = s16s.iter().map(|f| model.score(f).data).collect();
+        references.push(Reference { frame: r, scores });
+    }
+    Ok(SequenceData {
+        name: name.to_string(),
+        width,
+        height,
+        features,
+        masks,
+        references,
+        s16,
+    })
+}

@@ -1,0 +1,371 @@
+//! Offline training of the refinement decoder (backbone frozen, target models fitted on
+//! reference frames and frozen), with Adam on BCE, resumable from checkpoints.
+
+pub mod data;
+
+use crate::engine::BackboneEngine;
+use crate::error::{Error, Result};
+use crate::io::Dataset;
+use crate::model::decoder::{Decoder, DecoderConfig, DecoderInput, resize};
+use crate::model::target::TargetConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use data::SequenceData;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Training settings (saved with the checkpoint).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub iterations: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    /// The learning rate drops ×0.1 after this fraction of the iterations.
+    pub decay_at: f64,
+    /// Crop size in image pixels (multiples of 32).
+    pub crop: (usize, usize),
+    /// Largest distance between the reference frame and the trained frame.
+    pub max_gap: usize,
+    /// A reference frame every this many frames.
+    pub ref_every: usize,
+    /// Synthetic first-frame views per reference (as the tracker).
+    pub augment: usize,
+    pub seed: u64,
+    /// Minutes between checkpoints.
+    pub checkpoint_minutes: f64,
+    pub decoder: DecoderChannels,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecoderChannels {
+    pub channels: [usize; 4],
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            iterations: 3000,
+            batch: 4,
+            learning_rate: 1e-3,
+            decay_at: 0.75,
+            crop: (256, 448),
+            max_gap: 30,
+            ref_every: 10,
+            augment: 4,
+            seed: 1,
+            checkpoint_minutes: 5.0,
+            decoder: DecoderChannels {
+                channels: [32, 32, 32, 16],
+            },
+        }
+    }
+}
+
+/// Where the run is, saved beside the checkpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    pub iteration: usize,
+    pub seconds: f64,
+}
+
+/// One training example: crops of the four taps, the score, and the label.
+struct Example {
+    taps: [Vec<f32>; 4],
+    score: Vec<f32>,
+    label: Vec<f32>,
+}
+
+/// Samples a crop around the object of frame `t`, scored by the model of a reference.
+fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) -> Example {
+    let seq = loop {
+        let s = &seqs[rng.random_range(0..seqs.len())];
+        if !s.references.is_empty() {
+            break s;
+        }
+    };
+    let reference = &seq.references[rng.random_range(0..seq.references.len())];
+    let n = seq.features.len();
+    let lo = reference.frame.saturating_sub(cfg.max_gap);
+    let hi = (reference.frame + cfg.max_gap).min(n - 1);
+    let mut t = rng.random_range(lo..=hi);
+    if t == reference.frame {
+        t = if t + 1 < n {
+            t + 1
+        } else {
+            t.saturating_sub(1)
+        };
+    }
+    let (ch, cw) = cfg.crop;
+    let (w, h) = (seq.width, seq.height);
+    // Centre the crop near the object (or anywhere when it is absent), on the stride-32 grid.
+    let mask = &seq.masks[t];
+    let (mut sx, mut sy, mut k) = (0usize, 0usize, 0usize);
+    for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m > 0).step_by(7) {
+        sx += i % w;
+        sy += i / w;
+        k += 1;
+    }
+    let (cx, cy) = if k > 0 {
+        (sx / k, sy / k)
+    } else {
+        (rng.random_range(0..w), rng.random_range(0..h))
+    };
+    let jitter = |c: usize, size: usize, limit: usize, rng: &mut dyn rand::RngCore| -> usize {
+        let max0 = limit.saturating_sub(size);
+        let j = rng.random_range(0..=size / 2) as i64 - (size / 4) as i64;
+        let start = (c as i64 - size as i64 / 2 + j).clamp(0, max0 as i64) as usize;
+        (start / 32) * 32
+    };
+    let y0 = jitter(cy, ch, h, rng);
+    let x0 = jitter(cx, cw, w, rng);
+    let flip = rng.random_bool(0.5);
+    let f = &seq.features[t];
+    let taps = std::array::from_fn(|i| {
+        let s = [32, 16, 8, 4][i];
+        f.taps[i].crop(y0 / s, x0 / s, ch.div_ceil(s), cw.div_ceil(s), flip)
+    });
+    let (h16, w16) = seq.s16;
+    let score_map = data::HalfMap::from_map(&crate::model::FeatureMap::new(
+        1,
+        h16,
+        w16,
+        reference.scores[t].clone(),
+    ));
+    let score = score_map.crop(y0 / 16, x0 / 16, ch / 16, cw / 16, flip);
+    let mut label = Vec::with_capacity(ch * cw);
+    for y in 0..ch {
+        let yy = (y0 + y).min(h - 1);
+        for x in 0..cw {
+            let xx = x0 + if flip { cw - 1 - x } else { x };
+            label.push(f32::from(mask[yy * w + xx.min(w - 1)] > 0));
+        }
+    }
+    Example { taps, score, label }
+}
+
+fn batch_tensor(parts: Vec<Vec<f32>>, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    let b = parts.len();
+    let data: Vec<f32> = parts.into_iter().flatten().collect();
+    Tensor::from_data(TensorData::new(data, [b, c, h, w]), device)
+}
+
+/// Mean binary cross-entropy of logits against 0/1 targets, computed stably.
+pub fn bce_with_logits(logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    let softplus = logits.clone().clamp_min(0.0) + (logits.clone().abs().neg().exp() + 1.0).log();
+    (softplus - logits * target).mean()
+}
+
+/// Paths of a run's files.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("checkpoint-model.bpk")
+    }
+    pub fn optim(&self) -> PathBuf {
+        self.dir.join("checkpoint-optim.bpk")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("checkpoint.json")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("loss.csv")
+    }
+    pub fn weights(&self) -> PathBuf {
+        self.dir.join("decoder.safetensors")
+    }
+}
+
+/// Saves a decoder's weights as safetensors (the shipped format).
+pub fn save_decoder(dec: &Decoder, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    dec.save_into(&mut store)
+        .map_err(|e| Error::Invalid(format!("{}: cannot save decoder: {e}", path.display())))
+}
+
+/// Loads decoder weights (safetensors) into a decoder of the given channels.
+pub fn load_decoder(
+    bytes: &[u8],
+    channels: [usize; 4],
+    device: &Device,
+    origin: &str,
+) -> Result<Decoder> {
+    let mut dec = DecoderConfig::new().with_channels(channels).init(device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+    dec.load_from(&mut store).map_err(|e| Error::Format {
+        path: origin.into(),
+        reason: format!("not decoder weights for channels {channels:?}: {e}"),
+    })?;
+    Ok(dec)
+}
+
+/// Trains the decoder on the sequences of `split` and writes checkpoints and the weights into
+/// `out`. With `resume`, continues from the checkpoint there.
+pub fn train(
+    dataset: &Dataset,
+    engine: &mut dyn BackboneEngine,
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<TrainState> {
+    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
+    let files = RunFiles {
+        dir: out.to_path_buf(),
+    };
+    let start = Instant::now();
+    let target_cfg = TargetConfig::default();
+    let mut seqs = Vec::new();
+    progress.set_length(dataset.sequences.len() as u64);
+    progress.set_message("caching features and target scores");
+    for name in &dataset.sequences {
+        seqs.push(data::load_sequence(
+            dataset,
+            name,
+            engine,
+            &target_cfg,
+            cfg.ref_every,
+            cfg.augment,
+        )?);
+        progress.inc(1);
+    }
+    let prep = start.elapsed().as_secs_f64();
+    let device = Device::flex().autodiff();
+    device.seed(cfg.seed);
+    let dcfg = DecoderConfig::new().with_channels(cfg.decoder.channels);
+    let mut model = dcfg.init(&device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut state = TrainState::default();
+    if resume && files.state().is_file() {
+        let text =
+            std::fs::read_to_string(files.state()).map_err(|e| Error::read(files.state(), e))?;
+        state =
+            serde_json::from_str(&text).map_err(|e| Error::format(files.state(), e.to_string()))?;
+        model = model
+            .try_load_file(files.model())
+            .map_err(|e| Error::format(files.model(), e.to_string()))?;
+        optim = optim
+            .load(files.optim())
+            .map_err(|e| Error::format(files.optim(), e.to_string()))?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(files.log())
+        .map_err(|e| Error::write(files.log(), e))?;
+    if state.iteration == 0 {
+        let _ = writeln!(log, "iteration,loss,iou,lr,seconds");
+    }
+    progress.set_length(cfg.iterations as u64);
+    progress.set_position(state.iteration as u64);
+    progress.set_message("training");
+    let (ch, cw) = cfg.crop;
+    let fc = dcfg.feature_channels;
+    let mut last_ckpt = Instant::now();
+    let base_seconds = state.seconds;
+    let (mut avg_loss, mut avg_iou) = (0f64, 0f64);
+    while state.iteration < cfg.iterations {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            cfg.seed.wrapping_mul(1_000_003) ^ state.iteration as u64,
+        );
+        let examples: Vec<Example> = (0..cfg.batch)
+            .map(|_| sample_example(&seqs, cfg, &mut rng))
+            .collect();
+        let mut taps: [Vec<Vec<f32>>; 4] = Default::default();
+        let (mut scores, mut labels) = (Vec::new(), Vec::new());
+        for e in examples {
+            for (i, t) in e.taps.into_iter().enumerate() {
+                taps[i].push(t);
+            }
+            scores.push(e.score);
+            labels.push(e.label);
+        }
+        let [t32, t16, t8, t4] = taps;
+        let input = DecoderInput {
+            s32: batch_tensor(t32, fc[0], ch.div_ceil(32), cw.div_ceil(32), &device),
+            s16: batch_tensor(t16, fc[1], ch.div_ceil(16), cw.div_ceil(16), &device),
+            s8: batch_tensor(t8, fc[2], ch.div_ceil(8), cw.div_ceil(8), &device),
+            s4: batch_tensor(t4, fc[3], ch.div_ceil(4), cw.div_ceil(4), &device),
+        };
+        let score = batch_tensor(scores, 1, ch / 16, cw / 16, &device);
+        let label = batch_tensor(labels, 1, ch, cw, &device);
+        let logits = resize(model.forward(input, score), ch, cw);
+        let loss = bce_with_logits(logits.clone(), label.clone());
+        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+        let pred = logits.detach().greater_elem(0.0).float();
+        let inter: f32 = (pred.clone() * label.clone().detach()).sum().into_scalar();
+        let union: f32 = (pred + label.detach()).clamp_max(1.0).sum().into_scalar();
+        let iou = if union > 0.0 {
+            (inter / union) as f64
+        } else {
+            1.0
+        };
+        let lr = if (state.iteration as f64) < cfg.decay_at * cfg.iterations as f64 {
+            cfg.learning_rate
+        } else {
+            cfg.learning_rate * 0.1
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        state.iteration += 1;
+        state.seconds = base_seconds + start.elapsed().as_secs_f64() - prep;
+        avg_loss = if state.iteration == 1 {
+            loss_value
+        } else {
+            0.98 * avg_loss + 0.02 * loss_value
+        };
+        avg_iou = if state.iteration == 1 {
+            iou
+        } else {
+            0.98 * avg_iou + 0.02 * iou
+        };
+        let _ = writeln!(
+            log,
+            "{},{loss_value:.5},{iou:.4},{lr:e},{:.1}",
+            state.iteration, state.seconds
+        );
+        progress.set_position(state.iteration as u64);
+        progress.set_message(format!("loss {avg_loss:.4} IoU {avg_iou:.3}"));
+        let done = state.iteration == cfg.iterations;
+        if done || last_ckpt.elapsed().as_secs_f64() > 60.0 * cfg.checkpoint_minutes {
+            checkpoint(&model, &optim, &state, &files)?;
+            last_ckpt = Instant::now();
+        }
+    }
+    save_decoder(&model.valid(), &files.weights())?;
+    Ok(state)
+}
+
+fn checkpoint(
+    model: &Decoder,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &TrainState,
+    files: &RunFiles,
+) -> Result<()> {
+    // Written beside, then renamed, so a killed run never leaves a broken checkpoint.
+    let tmp_model = files.dir.join("checkpoint-model.bpk.tmp");
+    let tmp_optim = files.dir.join("checkpoint-optim.bpk.tmp");
+    model
+        .clone()
+        .save_file(&tmp_model)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", tmp_model.display())))?;
+    optim
+        .save(&tmp_optim)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", tmp_optim.display())))?;
+    std::fs::rename(&tmp_model, files.model()).map_err(|e| Error::write(files.model(), e))?;
+    std::fs::rename(&tmp_optim, files.optim()).map_err(|e| Error::write(files.optim(), e))?;
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::io::atomic::write_bytes(&files.state(), text.as_bytes())?;
+    Ok(())
+}
+
+/// The default decoder channels of a run (for loading the shipped weights).
+pub fn default_channels() -> [usize; 4] {
+    TrainConfig::default().decoder.channels
+}
