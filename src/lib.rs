@@ -10,6 +10,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod track;
 pub mod train;
 
 pub use error::{Error, Result};

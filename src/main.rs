@@ -7,6 +7,7 @@ use reuse_vos::io::{Dataset, DatasetKind, Frame};
 use reuse_vos::metrics::{EvalOptions, evaluate};
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
+use reuse_vos::track::{Model, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,11 +32,61 @@ enum Command {
     /// Look inside the networks.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Segment the objects of a video (a folder of frames) from the mask of its first frame.
+    Segment(SegmentArgs),
+    /// Segment every sequence of a DAVIS split into the DAVIS result layout.
+    Run(RunArgs),
     /// Train the refinement decoder (backbone frozen) on a DAVIS-2016 split.
     Train(TrainArgs),
     /// Speed benchmarks (median of repeated runs after warm-up).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct SegmentArgs {
+    /// Folder of frames (JPEG/PNG, in name order).
+    frames: PathBuf,
+    /// Mask of the first frame: palette PNG (ids 1..N) or grey PNG (0/255, one object).
+    #[arg(long)]
+    mask: PathBuf,
+    /// Output folder: one palette PNG per frame, named like the frame, and stats.json.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// DAVIS root (JPEGImages/480p, Annotations/480p).
+    #[arg(long)]
+    davis: PathBuf,
+    #[arg(long, default_value_t = 2016, value_parser = clap::value_parser!(u16).range(2016..=2017))]
+    year: u16,
+    /// Set name or list file (see `eval`).
+    #[arg(long, conflicts_with = "sequences")]
+    set: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    sequences: Option<Vec<String>>,
+    /// Output folder: <out>/<sequence>/<frame>.png and timing.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Sequences tracked at the same time (each with threads/jobs threads).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// The networks and how to run them.
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Decoder weights (safetensors). Default: the embedded trained decoder.
+    #[arg(long)]
+    decoder: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -237,6 +288,177 @@ fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
         Some(p) => BackboneSpec::from_weights(&Weights::load(p)?)?,
         None => BackboneSpec::embedded()?,
     })
+}
+
+fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
+    let mut model = match &args.decoder {
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Model::from_parts(BackboneSpec::embedded()?, &bytes, &p.display().to_string())?
+        }
+        None => Model::embedded()?,
+    };
+    if let Some(w) = &args.engine.weights {
+        model = model.with_backbone_weights(w)?;
+    }
+    Ok(model)
+}
+
+fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
+    TrackerConfig {
+        engine: args.engine.engine,
+        threads,
+        ..Default::default()
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    reuse_vos::io::atomic::write_bytes(path, text.as_bytes())?;
+    Ok(())
+}
+
+fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
+    let frames = reuse_vos::io::list_images(&args.frames)?;
+    let first = frames
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no JPEG/PNG frames", args.frames.display()))?;
+    let frame0 = Frame::load(first)?;
+    let mask = reuse_vos::io::mask::read_user_mask(&args.mask)?;
+    reuse_vos::io::mask::check_first_mask(&mask, frame0.width, frame0.height, &args.mask)?;
+    let model = load_model(&args.model)?;
+    let bar = progress_bar(frames.len() as u64, "segment");
+    let stats = reuse_vos::track::video::track_frames(
+        &model,
+        &tracker_config(&args.model, args.model.engine.threads),
+        &frames,
+        vec![(0, mask)],
+        &args.out,
+        &|| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    write_json(&args.out.join("stats.json"), &stats)?;
+    println!(
+        "{} frames in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) on {}; masks in {}",
+        stats.frames,
+        stats.seconds,
+        stats.fps,
+        stats.fps_without_init,
+        stats.init_seconds,
+        stats.engine,
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct SequenceTiming {
+    sequence: String,
+    frames: usize,
+    seconds: f64,
+    fps: f64,
+    init_seconds: f64,
+    fps_without_init: f64,
+}
+
+fn run_run(args: RunArgs) -> anyhow::Result<()> {
+    let kind = if args.year == 2016 {
+        DatasetKind::Davis2016
+    } else {
+        DatasetKind::Davis2017
+    };
+    let dataset = Dataset::open(
+        &args.davis,
+        kind,
+        args.set.as_deref(),
+        args.sequences.as_deref(),
+    )?;
+    let model = load_model(&args.model)?;
+    let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
+    let threads = (args.model.engine.threads / jobs).max(1);
+    let cfg = tracker_config(&args.model, threads);
+    let mut total = 0u64;
+    let mut infos = Vec::new();
+    for s in &dataset.sequences {
+        let info = dataset.sequence(s)?;
+        total += info.frames.len() as u64;
+        infos.push(info);
+    }
+    let bar = progress_bar(total, "run");
+    let start = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, anyhow::Result<SequenceTiming>)>> =
+        Default::default();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(info) = infos.get(i) else { break };
+                    let r = (|| -> anyhow::Result<SequenceTiming> {
+                        let (_, first_ann) = info.annotations.first().ok_or_else(|| {
+                            anyhow::anyhow!("sequence {}: no annotation", info.name)
+                        })?;
+                        let mask = match kind {
+                            DatasetKind::Davis2016 => reuse_vos::io::Mask::read_binary(first_ann)?,
+                            _ => reuse_vos::io::mask::read_user_mask(first_ann)?,
+                        };
+                        let stats = reuse_vos::track::video::track_frames(
+                            &model,
+                            &cfg,
+                            &info.frames,
+                            vec![(info.annotations[0].0, mask)],
+                            &args.out.join(&info.name),
+                            &|| bar.inc(1),
+                        )?;
+                        Ok(SequenceTiming {
+                            sequence: info.name.clone(),
+                            frames: stats.frames,
+                            seconds: stats.seconds,
+                            fps: stats.fps,
+                            init_seconds: stats.init_seconds,
+                            fps_without_init: stats.fps_without_init,
+                        })
+                    })();
+                    if let Ok(mut r2) = results.lock() {
+                        r2.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut results = results
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+    results.sort_by_key(|(i, _)| *i);
+    let mut timings = Vec::new();
+    for (_, r) in results {
+        timings.push(r?);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let mean_fps = timings.iter().map(|t| t.fps).sum::<f64>() / timings.len().max(1) as f64;
+    let frames: usize = timings.iter().map(|t| t.frames).sum();
+    write_json(
+        &args.out.join("timing.json"),
+        &serde_json::json!({
+            "engine": reuse_vos::engine::resolve(args.model.engine.engine)?.to_string(),
+            "jobs": jobs,
+            "threads_per_job": threads,
+            "sequences": timings,
+            "mean_fps": mean_fps,
+            "frames": frames,
+            "wall_seconds": wall,
+            "throughput_fps": frames as f64 / wall,
+        }),
+    )?;
+    println!(
+        "{} sequences, {frames} frames in {wall:.1} s: mean per-sequence FPS {mean_fps:.2}, throughput {:.2} FPS; results in {}",
+        timings.len(),
+        frames as f64 / wall,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
@@ -461,6 +683,8 @@ fn main() -> ExitCode {
         Command::Inspect(cmd) => run_inspect(cmd),
         Command::Bench(cmd) => run_bench(cmd),
         Command::Train(args) => run_train(args),
+        Command::Segment(args) => run_segment(args),
+        Command::Run(args) => run_run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

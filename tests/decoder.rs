@@ -2,9 +2,9 @@
 
 mod common;
 
-use reuse_vos::engine::BackboneEngine;
 use reuse_vos::engine::burn::{BurnBackbone, device};
 use reuse_vos::engine::ort::decoder::OrtDecoder;
+use reuse_vos::engine::{BackboneEngine, DecoderEngine};
 use reuse_vos::io::Frame;
 use reuse_vos::model::FeatureMap;
 use reuse_vos::model::backbone::net::{to_map, to_tensor};

@@ -1,9 +1,11 @@
 //! The Burn engine: the Burn modules on the `flex` CPU backend.
 
-use super::{BackboneEngine, EngineKind};
+use super::{BackboneEngine, DecoderEngine, EngineKind};
 use crate::error::Result;
 use crate::model::FeatureMap;
+use crate::model::backbone::net::{to_map, to_tensor};
 use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, MobileNetV2};
+use crate::model::decoder::Decoder;
 use ::burn::prelude::Device;
 
 /// The default Burn device: the pure-Rust CPU backend. Its threads come from rayon's global
@@ -41,5 +43,50 @@ impl BackboneEngine for BurnBackbone {
     }
     fn high(&mut self, s8: &FeatureMap) -> Result<HighFeatures> {
         self.net.high(s8, &self.device)
+    }
+}
+
+/// The refinement decoder on Burn.
+pub struct BurnDecoder {
+    dec: Decoder,
+    device: Device,
+}
+
+impl BurnDecoder {
+    pub fn new(dec: Decoder) -> BurnDecoder {
+        BurnDecoder {
+            dec,
+            device: device(),
+        }
+    }
+}
+
+impl DecoderEngine for BurnDecoder {
+    fn deep(
+        &mut self,
+        s32: &FeatureMap,
+        s16: &FeatureMap,
+        score: &FeatureMap,
+    ) -> Result<FeatureMap> {
+        let d = &self.device;
+        to_map(
+            self.dec
+                .forward_deep(to_tensor(s32, d), to_tensor(s16, d), to_tensor(score, d)),
+        )
+    }
+    fn shallow(
+        &mut self,
+        state: &FeatureMap,
+        s8: &FeatureMap,
+        s4: &FeatureMap,
+        score: &FeatureMap,
+    ) -> Result<FeatureMap> {
+        let d = &self.device;
+        to_map(self.dec.forward_shallow(
+            to_tensor(state, d),
+            to_tensor(s8, d),
+            to_tensor(s4, d),
+            to_tensor(score, d),
+        ))
     }
 }

@@ -54,6 +54,42 @@ pub trait BackboneEngine: Send {
     }
 }
 
+/// The refinement decoder on one engine, split as the reuse path needs it.
+pub trait DecoderEngine: Send {
+    /// Levels s32 and s16 → the decoder state at stride 16.
+    fn deep(
+        &mut self,
+        s32: &FeatureMap,
+        s16: &FeatureMap,
+        score: &FeatureMap,
+    ) -> Result<FeatureMap>;
+    /// The state with s8 and s4 → mask logits at stride 4.
+    fn shallow(
+        &mut self,
+        state: &FeatureMap,
+        s8: &FeatureMap,
+        s4: &FeatureMap,
+        score: &FeatureMap,
+    ) -> Result<FeatureMap>;
+}
+
+/// The decoder on the chosen engine.
+pub fn decoder(
+    dec: &crate::model::decoder::Decoder,
+    feature_channels: [usize; 4],
+    kind: EngineKind,
+    threads: usize,
+) -> Result<Box<dyn DecoderEngine>> {
+    Ok(match kind {
+        EngineKind::Ort => Box::new(ort::decoder::OrtDecoder::new(
+            dec,
+            feature_channels,
+            threads,
+        )?),
+        EngineKind::Burn => Box::new(burn::BurnDecoder::new(dec.clone())),
+    })
+}
+
 /// Picks the engine: the one asked for, or ONNX Runtime when its library loads and Burn
 /// otherwise (saying so once on stderr).
 pub fn resolve(choice: Option<EngineKind>) -> Result<EngineKind> {

@@ -175,6 +175,38 @@ impl Mask {
     }
 }
 
+/// Reads a mask a user gives: a palette PNG (ids as stored, void 255 → background), or a grey
+/// PNG, where 0/255 (DAVIS 2016) means one object with id 1 and other values are ids.
+pub fn read_user_mask(path: &Path) -> Result<Mask> {
+    let (mut m, enc) = Mask::read_png(path)?;
+    let binary_grey = enc == MaskEncoding::Grey && m.ids.iter().all(|&v| v == 0 || v == 255);
+    for v in &mut m.ids {
+        if *v == VOID {
+            *v = u8::from(binary_grey);
+        }
+    }
+    Ok(m)
+}
+
+/// Checks a first mask: the right size, at least one object, ids 1..N without gaps.
+pub fn check_first_mask(m: &Mask, width: u32, height: u32, path: &Path) -> Result<()> {
+    m.check_size(width, height, path)?;
+    let ids = m.object_ids();
+    if ids.is_empty() {
+        return Err(Error::format(
+            path,
+            "the mask holds no object (all pixels are background)",
+        ));
+    }
+    if let Some(missing) = (1..=*ids.last().unwrap_or(&1)).find(|i| !ids.contains(i)) {
+        return Err(Error::format(
+            path,
+            format!("object ids must be 1..N without gaps: found {ids:?}, {missing} is missing"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,3 +47,31 @@ impl FeatureMap {
         self.data.iter().map(|v| v.abs()).fold(0.0, f32::max)
     }
 }
+
+/// Bilinear resize of one channel (`src` is `sh`×`sw`) to `dh`×`dw`, half-pixel centres
+/// (PyTorch's align_corners=False; coordinates below 0 clamp to the first pixel).
+pub fn resize_bilinear(src: &[f32], sh: usize, sw: usize, dh: usize, dw: usize) -> Vec<f32> {
+    let axis = |d: usize, s: usize| -> Vec<(usize, usize, f32)> {
+        let scale = s as f32 / d as f32;
+        (0..d)
+            .map(|o| {
+                let x = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+                let i0 = (x.floor() as usize).min(s - 1);
+                let i1 = (i0 + 1).min(s - 1);
+                (i0, i1, x - i0 as f32)
+            })
+            .collect()
+    };
+    let (ys, xs) = (axis(dh, sh), axis(dw, sw));
+    let mut out = vec![0f32; dh * dw];
+    for (oy, &(y0, y1, fy)) in ys.iter().enumerate() {
+        let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
+        let row = &mut out[oy * dw..(oy + 1) * dw];
+        for (o, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
+            let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+            let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
+            *o = top + (bottom - top) * fy;
+        }
+    }
+    out
+}

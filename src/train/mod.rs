@@ -109,10 +109,9 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
         sy += i / w;
         k += 1;
     }
-    let (cx, cy) = if k > 0 {
-        (sx / k, sy / k)
-    } else {
-        (rng.random_range(0..w), rng.random_range(0..h))
+    let (cx, cy) = match (sx.checked_div(k), sy.checked_div(k)) {
+        (Some(x), Some(y)) => (x, y),
+        _ => (rng.random_range(0..w), rng.random_range(0..h)),
     };
     let jitter = |c: usize, size: usize, limit: usize, rng: &mut dyn rand::RngCore| -> usize {
         let max0 = limit.saturating_sub(size);

@@ -183,8 +183,10 @@ impl OrtDecoder {
         let shallow = g.session(threads)?;
         Ok(OrtDecoder { deep, shallow })
     }
+}
 
-    pub fn deep(
+impl crate::engine::DecoderEngine for OrtDecoder {
+    fn deep(
         &mut self,
         s32: &FeatureMap,
         s16: &FeatureMap,
@@ -198,7 +200,7 @@ impl OrtDecoder {
         Ok(out.remove(0))
     }
 
-    pub fn shallow(
+    fn shallow(
         &mut self,
         state: &FeatureMap,
         s8: &FeatureMap,

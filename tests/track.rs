@@ -1,0 +1,196 @@
+//! The tracker end to end on real DAVIS frames, with the embedded trained decoder.
+
+mod common;
+
+use reuse_vos::io::{Frame, Mask};
+use reuse_vos::metrics::jaccard;
+use reuse_vos::track::{Model, Session, TrackerConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SEQ: &str = "rhino";
+const N: usize = 16;
+
+/// A folder with the first `n` frames of a dev sequence.
+fn clip(name: &str, n: usize) -> (PathBuf, PathBuf) {
+    let dir = common::temp_dir(name);
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let src = common::davis2016().join("JPEGImages/480p").join(SEQ);
+    for i in 0..n {
+        let f = format!("{i:05}.jpg");
+        std::fs::copy(src.join(&f), frames.join(&f)).unwrap();
+    }
+    (dir, frames)
+}
+
+fn gt(i: usize) -> Mask {
+    Mask::read_binary(&common::davis2016().join(format!("Annotations/480p/{SEQ}/{i:05}.png")))
+        .unwrap()
+}
+
+fn first_mask() -> PathBuf {
+    common::davis2016().join(format!("Annotations/480p/{SEQ}/00000.png"))
+}
+
+fn segment(frames: &Path, mask: &Path, out: &Path, engine: &str) -> std::process::Output {
+    Command::new(common::bin())
+        .arg("segment")
+        .arg(frames)
+        .arg("--mask")
+        .arg(mask)
+        .arg("--out")
+        .arg(out)
+        .args(["--engine", engine])
+        .output()
+        .unwrap()
+}
+
+fn engine() -> &'static str {
+    if reuse_vos::engine::ort::environment().is_ok() || common::ort_required() {
+        "ort"
+    } else {
+        "burn"
+    }
+}
+
+#[test]
+fn segment_tracks_a_real_clip_deterministically() {
+    let (dir, frames) = clip("track-e2e", N);
+    let out = dir.join("out");
+    let run = segment(&frames, &first_mask(), &out, engine());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut js = Vec::new();
+    for i in 1..N {
+        let m = Mask::read_ids(&out.join(format!("{i:05}.png"))).unwrap();
+        js.push(jaccard(&gt(i).ids, 1, &m.ids, 1));
+    }
+    let mean = js.iter().sum::<f64>() / js.len() as f64;
+    eprintln!("{SEQ} first {N} frames: mean J {mean:.3}");
+    // An untrained decoder scores ~0 here; the trained one well above this floor.
+    assert!(mean > 0.7, "mean J {mean} (per frame {js:?})");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["per_frame"].as_array().unwrap().len(), N);
+    assert!(
+        stats["per_frame"][3]["times"]["backbone_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let again = dir.join("again");
+    assert!(
+        segment(&frames, &first_mask(), &again, engine())
+            .status
+            .success()
+    );
+    for i in 0..N {
+        let f = format!("{i:05}.png");
+        assert_eq!(
+            std::fs::read(out.join(&f)).unwrap(),
+            std::fs::read(again.join(&f)).unwrap(),
+            "{f} differs between runs"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let (dir, frames) = clip("track-bad", 3);
+    let expect_error = |mask: &Path, frames: &Path, what: &str| {
+        let out = dir.join(format!("out-{what}"));
+        let run = segment(frames, mask, &out, "burn");
+        let err = String::from_utf8_lossy(&run.stderr).to_string();
+        assert!(!run.status.success(), "{what}: should fail");
+        assert!(
+            err.starts_with("error:") && !err.contains("panicked"),
+            "{what}: {err}"
+        );
+        err
+    };
+    // A mask of the wrong size.
+    let small = dir.join("small.png");
+    let mut m = Mask::new(20, 10);
+    m.ids[5] = 1;
+    m.save(&small).unwrap();
+    let err = expect_error(&small, &frames, "size");
+    assert!(err.contains("small.png") && err.contains("20x10"), "{err}");
+    // An empty mask.
+    let empty = dir.join("empty.png");
+    Mask::new(854, 480).save(&empty).unwrap();
+    let err = expect_error(&empty, &frames, "empty");
+    assert!(
+        err.contains("empty.png") && err.contains("no object"),
+        "{err}"
+    );
+    // Ids with a gap.
+    let gap = dir.join("gap.png");
+    let mut g = gt(0);
+    for (i, v) in g.ids.iter_mut().enumerate() {
+        if *v == 1 && i % 854 < 430 {
+            *v = 3;
+        }
+    }
+    g.save(&gap).unwrap();
+    let err = expect_error(&gap, &frames, "gap");
+    assert!(
+        err.contains("gap.png") && err.contains("2 is missing"),
+        "{err}"
+    );
+    // An unreadable frame in the middle.
+    std::fs::write(frames.join("00001.jpg"), b"garbage").unwrap();
+    let err = expect_error(&first_mask(), &frames, "frame");
+    assert!(err.contains("00001.jpg"), "{err}");
+}
+
+#[test]
+fn a_second_object_can_start_on_a_later_frame() {
+    let model = Model::embedded().unwrap();
+    let mut session = Session::new(
+        &model,
+        TrackerConfig {
+            engine: Some(reuse_vos::engine::resolve(None).unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Object 1 = the left part of the rhino, object 2 (from frame 2) = the right part.
+    let split = |m: &Mask, id: u8| -> Mask {
+        let mut out = m.clone();
+        for (i, v) in out.ids.iter_mut().enumerate() {
+            let left = (i % 854) < 430;
+            *v = if *v == 1 && (left == (id == 1)) {
+                id
+            } else {
+                0
+            };
+        }
+        out
+    };
+    session.add_mask(0, split(&gt(0), 1)).unwrap();
+    session.add_mask(2, split(&gt(2), 2)).unwrap();
+    let src = common::davis2016().join(format!("JPEGImages/480p/{SEQ}"));
+    let mut seen = Vec::new();
+    for i in 0..5 {
+        let frame = Frame::load(&src.join(format!("{i:05}.jpg"))).unwrap();
+        let out = session.push(&frame).unwrap();
+        seen.push(out.mask.object_ids());
+    }
+    assert_eq!(seen[0], vec![1]);
+    assert_eq!(seen[1], vec![1]);
+    assert_eq!(seen[2], vec![1, 2]);
+    assert_eq!(
+        seen[4],
+        vec![1, 2],
+        "both objects tracked after the second starts"
+    );
+    assert!(
+        session.add_mask(1, gt(1)).is_err(),
+        "a mask for a past frame is refused"
+    );
+}
