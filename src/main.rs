@@ -84,7 +84,8 @@ struct RunArgs {
 struct ModelArgs {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Decoder weights (safetensors). Default: the embedded trained decoder.
+    /// Decoder weights (safetensors, or a training checkpoint .bpk). Default: the embedded
+    /// trained decoder.
     #[arg(long)]
     decoder: Option<PathBuf>,
 }
@@ -292,10 +293,7 @@ fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
     let mut model = match &args.decoder {
-        Some(p) => {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Model::from_parts(BackboneSpec::embedded()?, &bytes, &p.display().to_string())?
-        }
+        Some(p) => Model::from_decoder_file(BackboneSpec::embedded()?, p)?,
         None => Model::embedded()?,
     };
     if let Some(w) = &args.engine.weights {

@@ -59,12 +59,19 @@ fn decoder_parity_burn_vs_ort() {
 fn rust_upsampling_matches_the_one_training_used() {
     // The tracker upsamples the stride-4 logits in Rust; training used Burn's interpolate.
     let (h, w, oh, ow) = (120, 214, 480, 854);
-    let src: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let src: Vec<f32> = (0..h * w)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
     let dev = device();
     let t = to_tensor(&FeatureMap::new(1, h, w, src.clone()), &dev);
     let burn = to_map(reuse_vos::model::decoder::resize(t, oh, ow)).unwrap();
     let rust = reuse_vos::model::tensor::resize_bilinear(&src, h, w, oh, ow);
-    let diff = burn.data.iter().zip(&rust).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let diff = burn
+        .data
+        .iter()
+        .zip(&rust)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     // Same sampling positions; only f32 rounding of the coordinates differs.
     assert!(diff < 1e-4, "max diff {diff}");
 }

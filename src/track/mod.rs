@@ -59,6 +59,27 @@ impl Model {
         })
     }
 
+    /// A backbone and a decoder read from a file: safetensors (shipped weights) or a training
+    /// checkpoint (`checkpoint-model.bpk`).
+    pub fn from_decoder_file(backbone: BackboneSpec, path: &std::path::Path) -> Result<Model> {
+        if path.extension().is_some_and(|e| e == "bpk") {
+            use burn::module::Module;
+            let dev = engine::burn::device();
+            let decoder = DecoderConfig::new()
+                .with_channels(DECODER_CHANNELS)
+                .init(&dev)
+                .try_load_file(path)
+                .map_err(|e| Error::format(path, format!("not a decoder checkpoint: {e}")))?;
+            return Ok(Model {
+                backbone,
+                decoder,
+                feature_channels: DecoderConfig::new().feature_channels,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+        Self::from_parts(backbone, &bytes, &path.display().to_string())
+    }
+
     /// With backbone weights from a safetensors file instead of the embedded ones.
     pub fn with_backbone_weights(mut self, path: &std::path::Path) -> Result<Model> {
         self.backbone = BackboneSpec::from_weights(&Weights::load(path)?)?;
