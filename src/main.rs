@@ -88,6 +88,15 @@ struct ModelArgs {
     /// trained decoder.
     #[arg(long)]
     decoder: Option<PathBuf>,
+    /// Channels of each object's target-model projection.
+    #[arg(long, default_value_t = 32)]
+    target_channels: usize,
+    /// Synthetic first-frame views the target model learns from (0..=6).
+    #[arg(long, default_value_t = 4)]
+    augment: usize,
+    /// Refine each target model every this many frames (0 = never).
+    #[arg(long, default_value_t = 8)]
+    update_every: usize,
 }
 
 #[derive(clap::Args)]
@@ -303,11 +312,19 @@ fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
 }
 
 fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
-    TrackerConfig {
+    let mut cfg = TrackerConfig {
         engine: args.engine.engine,
         threads,
+        augment: args.augment.min(6),
         ..Default::default()
-    }
+    };
+    cfg.target.channels = args.target_channels.max(1);
+    cfg.target.update_every = if args.update_every == 0 {
+        usize::MAX
+    } else {
+        args.update_every
+    };
+    cfg
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -336,6 +353,11 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     write_json(&args.out.join("stats.json"), &stats)?;
+    let m = &stats.mean_times;
+    println!(
+        "per frame after the first (ms): decode {:.1}, backbone {:.1}, target model {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, total {:.1}",
+        m.decode_ms, m.backbone_ms, m.target_ms, m.decoder_ms, m.merge_ms, m.update_ms, m.total_ms
+    );
     println!(
         "{} frames in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) on {}; masks in {}",
         stats.frames,

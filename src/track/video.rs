@@ -30,7 +30,27 @@ pub struct VideoStats {
     /// Time spent fitting target models on given masks.
     pub init_seconds: f64,
     pub fps_without_init: f64,
+    /// Mean time of each stage over the frames after the first.
+    pub mean_times: StageTimes,
     pub per_frame: Vec<FrameStats>,
+}
+
+/// The mean of each stage's time over `frames`.
+pub fn mean_times(frames: &[FrameStats]) -> StageTimes {
+    let n = frames.len().max(1) as f64;
+    let mut m = StageTimes::default();
+    for f in frames {
+        let t = &f.times;
+        m.decode_ms += t.decode_ms / n;
+        m.backbone_ms += t.backbone_ms / n;
+        m.init_ms += t.init_ms / n;
+        m.target_ms += t.target_ms / n;
+        m.decoder_ms += t.decoder_ms / n;
+        m.merge_ms += t.merge_ms / n;
+        m.update_ms += t.update_ms / n;
+        m.total_ms += t.total_ms / n;
+    }
+    m
 }
 
 /// Tracks `frames` from the masks given (frame index → mask), writing `<out>/<frame>.png` for
@@ -83,6 +103,7 @@ pub fn track_frames(
         fps: frames.len() as f64 / seconds,
         init_seconds: init,
         fps_without_init: frames.len() as f64 / (seconds - init).max(1e-9),
+        mean_times: mean_times(per_frame.get(1..).unwrap_or(&[])),
         per_frame,
     })
 }
