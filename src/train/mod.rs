@@ -37,6 +37,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Minutes between checkpoints.
     pub checkpoint_minutes: f64,
+    /// Share of crops centred on the object (the rest are placed anywhere).
+    pub object_crops: f64,
+    /// Also keep the weights every this many iterations (decoder-<iteration>.safetensors), to
+    /// choose on dev; 0 = only at the end.
+    pub snapshot_every: usize,
     pub decoder: DecoderChannels,
 }
 
@@ -58,6 +63,8 @@ impl Default for TrainConfig {
             augment: 4,
             seed: 1,
             checkpoint_minutes: 5.0,
+            object_crops: 0.5,
+            snapshot_every: 1000,
             decoder: DecoderChannels {
                 channels: [32, 32, 32, 16],
             },
@@ -101,7 +108,9 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
     }
     let (ch, cw) = cfg.crop;
     let (w, h) = (seq.width, seq.height);
-    // Centre the crop near the object (or anywhere when it is absent), on the stride-32 grid.
+    // Half the crops are centred near the object, half anywhere: the decoder must also learn
+    // that far-away background with a low score is background (object-centred crops only made
+    // it paint dark water as object on dev).
     let mask = &seq.masks[t];
     let (mut sx, mut sy, mut k) = (0usize, 0usize, 0usize);
     for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m > 0).step_by(7) {
@@ -109,8 +118,9 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
         sy += i / w;
         k += 1;
     }
-    let (cx, cy) = match (sx.checked_div(k), sy.checked_div(k)) {
-        (Some(x), Some(y)) => (x, y),
+    let centred = rng.random_bool(cfg.object_crops);
+    let (cx, cy) = match (sx.checked_div(k), sy.checked_div(k), centred) {
+        (Some(x), Some(y), true) => (x, y),
         _ => (rng.random_range(0..w), rng.random_range(0..h)),
     };
     let jitter = |c: usize, size: usize, limit: usize, rng: &mut dyn rand::RngCore| -> usize {
@@ -331,6 +341,12 @@ pub fn train(
         );
         progress.set_position(state.iteration as u64);
         progress.set_message(format!("loss {avg_loss:.4} IoU {avg_iou:.3}"));
+        if cfg.snapshot_every > 0 && state.iteration % cfg.snapshot_every == 0 {
+            let snap = files
+                .dir
+                .join(format!("decoder-{:05}.safetensors", state.iteration));
+            save_decoder(&model.valid(), &snap)?;
+        }
         let done = state.iteration == cfg.iterations;
         if done || last_ckpt.elapsed().as_secs_f64() > 60.0 * cfg.checkpoint_minutes {
             checkpoint(&model, &optim, &state, &files)?;
