@@ -122,12 +122,26 @@ struct TrainArgs {
     /// Decoder channels at strides 32,16,8,4.
     #[arg(long, value_delimiter = ',', default_value = "32,32,32,16")]
     channels: Vec<usize>,
+    /// Share of training crops centred on the object (the rest anywhere in the frame).
+    #[arg(long, default_value_t = 0.5)]
+    object_crops: f64,
+    /// The learning rate drops ×0.1 after this fraction of the iterations (1 = never).
+    #[arg(long, default_value_t = 0.75)]
+    decay_at: f64,
+    /// Keep the weights every this many iterations (decoder-<iteration>.safetensors); 0 = never.
+    #[arg(long, default_value_t = 1000)]
+    snapshot_every: usize,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
 #[derive(Subcommand)]
 enum WeightsCommand {
+    /// Export a decoder training checkpoint (.bpk) as safetensors (the shipped format).
+    ExportDecoder {
+        checkpoint: PathBuf,
+        output: PathBuf,
+    },
     /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
     Import {
         /// The .pth / .pt file.
@@ -495,6 +509,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         batch: args.batch,
         learning_rate: args.lr,
         decoder: reuse_vos::train::DecoderChannels { channels },
+        object_crops: args.object_crops.clamp(0.0, 1.0),
+        decay_at: args.decay_at,
+        snapshot_every: args.snapshot_every,
         ..Default::default()
     };
     let bar = progress_bar(0, "train");
@@ -520,6 +537,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 
 fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
+        WeightsCommand::ExportDecoder { checkpoint, output } => {
+            let model = Model::from_decoder_file(BackboneSpec::embedded()?, &checkpoint)?;
+            reuse_vos::train::save_decoder(&model.decoder, &output)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
         WeightsCommand::Import { input, output } => {
             let (weights, skipped) = Weights::import_pytorch(&input)?;
             let bytes =
