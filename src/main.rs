@@ -257,15 +257,25 @@ fn set_label(set: Option<&str>, sequences: bool) -> String {
     }
 }
 
-fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let kind = if args.year == 2016 {
+/// A DAVIS root of the given year with the chosen sequences.
+fn open_davis(
+    root: &Path,
+    year: u16,
+    set: Option<&str>,
+    sequences: Option<&[String]>,
+) -> anyhow::Result<(DatasetKind, Dataset)> {
+    let kind = if year == 2016 {
         DatasetKind::Davis2016
     } else {
         DatasetKind::Davis2017
     };
-    let dataset = Dataset::open(
+    Ok((kind, Dataset::open(root, kind, set, sequences)?))
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let (_, dataset) = open_davis(
         &args.davis,
-        kind,
+        args.year,
         args.set.as_deref(),
         args.sequences.as_deref(),
     )?;
@@ -396,14 +406,9 @@ struct SequenceTiming {
 }
 
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
-    let kind = if args.year == 2016 {
-        DatasetKind::Davis2016
-    } else {
-        DatasetKind::Davis2017
-    };
-    let dataset = Dataset::open(
+    let (kind, dataset) = open_davis(
         &args.davis,
-        kind,
+        args.year,
         args.set.as_deref(),
         args.sequences.as_deref(),
     )?;

@@ -204,40 +204,6 @@ impl Session {
         self.objects.iter().map(|o| o.id).collect()
     }
 
-    fn fit(&mut self, frame: &Frame, s16: &FeatureMap, binary: &[u8]) -> Result<TargetModel> {
-        let (w, h) = (frame.width as usize, frame.height as usize);
-        let mut samples = Vec::new();
-        for (i, v) in augment::views(frame, binary, self.config.augment)
-            .into_iter()
-            .enumerate()
-        {
-            let f16 = if i == 0 {
-                s16.clone()
-            } else {
-                self.backbone.pyramid(&normalize(&v.frame))?.s16
-            };
-            let full: Vec<f32> = v.mask.iter().map(|&m| f32::from(m > 0)).collect();
-            let label = area_downsample(&full, w, h, f16.width, f16.height);
-            let area = v.mask.iter().filter(|&&m| m > 0).count();
-            let binary: Vec<f32> = label
-                .iter()
-                .map(|&l| if l > 0.5 { 1.0 } else { 0.0 })
-                .collect();
-            samples.push(Sample {
-                features: as_matrix(&f16).to_owned(),
-                weight: hinge_weights(
-                    &binary,
-                    area as f32 / (w * h) as f32,
-                    self.config.target.hinge,
-                ),
-                label,
-                height: f16.height,
-                width: f16.width,
-            });
-        }
-        Ok(TargetModel::init(&samples, &self.config.target, 16.0).0)
-    }
-
     /// Runs the decoder for one object: probability at full resolution.
     fn predict(&mut self, p: &Pyramid, score: &FeatureMap, w: usize, h: usize) -> Result<Vec<f32>> {
         let state = self.decoder.deep(&p.s32, &p.s16, score)?;
@@ -282,7 +248,14 @@ impl Session {
             let t = Instant::now();
             for id in mask.object_ids() {
                 let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
-                let target = self.fit(frame, &pyramid.s16, &binary)?;
+                let target = fit_target(
+                    self.backbone.as_mut(),
+                    frame,
+                    &binary,
+                    &pyramid.s16,
+                    &self.config.target,
+                    self.config.augment,
+                )?;
                 match self.objects.iter_mut().find(|o| o.id == id) {
                     Some(o) => {
                         o.target = target;
@@ -354,6 +327,43 @@ impl Session {
             times,
         })
     }
+}
+
+/// Fits an object's target model on a frame (`s16`: its stride-16 features) and its binary
+/// mask, with `augment` synthetic views whose features come from `backbone`. Training fits
+/// its reference models with this same function, so scores look alike in both.
+pub fn fit_target(
+    backbone: &mut dyn BackboneEngine,
+    frame: &Frame,
+    mask: &[u8],
+    s16: &FeatureMap,
+    cfg: &TargetConfig,
+    augment: usize,
+) -> Result<TargetModel> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut samples = Vec::new();
+    for (i, v) in augment::views(frame, mask, augment).into_iter().enumerate() {
+        let f16 = if i == 0 {
+            s16.clone()
+        } else {
+            backbone.pyramid(&normalize(&v.frame))?.s16
+        };
+        let full: Vec<f32> = v.mask.iter().map(|&m| f32::from(m > 0)).collect();
+        let label = area_downsample(&full, w, h, f16.width, f16.height);
+        let area = v.mask.iter().filter(|&&m| m > 0).count();
+        let binary: Vec<f32> = label
+            .iter()
+            .map(|&l| if l > 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        samples.push(Sample {
+            features: as_matrix(&f16).to_owned(),
+            weight: hinge_weights(&binary, area as f32 / (w * h) as f32, cfg.hinge),
+            label,
+            height: f16.height,
+            width: f16.width,
+        });
+    }
+    Ok(TargetModel::init(&samples, cfg, 16.0).0)
 }
 
 fn ms(t: Instant) -> f64 {

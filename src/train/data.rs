@@ -7,10 +7,7 @@ use crate::error::Result;
 use crate::io::{Dataset, Frame, Mask};
 use crate::model::FeatureMap;
 use crate::model::backbone::normalize;
-use crate::model::target::augment::views;
-use crate::model::target::{
-    Sample, TargetConfig, TargetModel, area_downsample, as_matrix, hinge_weights,
-};
+use crate::model::target::TargetConfig;
 use half::f16;
 
 /// A feature map stored as f16.
@@ -89,40 +86,6 @@ pub struct SequenceData {
     pub s16: (usize, usize),
 }
 
-/// Fits a target model on one frame with augmentation, as the tracker does.
-pub fn fit_target(
-    engine: &mut dyn BackboneEngine,
-    frame: &Frame,
-    mask: &[u8],
-    s16_of_frame: Option<&FeatureMap>,
-    cfg: &TargetConfig,
-    augment: usize,
-) -> Result<TargetModel> {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let mut samples = Vec::new();
-    for (i, v) in views(frame, mask, augment).into_iter().enumerate() {
-        let s16 = match (i, s16_of_frame) {
-            (0, Some(f)) => f.clone(),
-            _ => engine.pyramid(&normalize(&v.frame))?.s16,
-        };
-        let full: Vec<f32> = v.mask.iter().map(|&m| f32::from(m > 0)).collect();
-        let label = area_downsample(&full, w, h, s16.width, s16.height);
-        let area = v.mask.iter().filter(|&&m| m > 0).count();
-        let binary: Vec<f32> = label
-            .iter()
-            .map(|&l| if l > 0.5 { 1.0 } else { 0.0 })
-            .collect();
-        samples.push(Sample {
-            features: as_matrix(&s16).to_owned(),
-            weight: hinge_weights(&binary, area as f32 / (w * h) as f32, cfg.hinge),
-            label,
-            height: s16.height,
-            width: s16.width,
-        });
-    }
-    Ok(TargetModel::init(&samples, cfg, 16.0).0)
-}
-
 /// Builds one sequence's data: features of every frame, masks, and references every
 /// `ref_every` frames (where the object has at least 100 pixels).
 pub fn load_sequence(
@@ -163,7 +126,8 @@ pub fn load_sequence(
         if masks[r].iter().filter(|&&m| m > 0).count() < 100 {
             continue;
         }
-        let model = fit_target(engine, &frames[r], &masks[r], Some(&s16s[r]), cfg, augment)?;
+        let model =
+            crate::track::fit_target(engine, &frames[r], &masks[r], &s16s[r], cfg, augment)?;
         let scores = s16s.iter().map(|f| model.score(f).data).collect();
         references.push(Reference { frame: r, scores });
     }
