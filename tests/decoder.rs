@@ -75,3 +75,14 @@ fn rust_upsampling_matches_the_one_training_used() {
     // Same sampling positions; only f32 rounding of the coordinates differs.
     assert!(diff < 1e-4, "max diff {diff}");
 }
+
+#[test]
+fn decoder_channels_are_read_from_the_weights() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/decoder.safetensors");
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        reuse_vos::track::decoder_channels(&bytes),
+        Some([32, 32, 32, 16])
+    );
+    assert_eq!(reuse_vos::track::decoder_channels(b"not safetensors"), None);
+}

@@ -51,7 +51,8 @@ impl Model {
             });
         }
         let dev = engine::burn::device();
-        let decoder = crate::train::load_decoder(decoder, DECODER_CHANNELS, &dev, origin)?;
+        let channels = decoder_channels(decoder).unwrap_or(DECODER_CHANNELS);
+        let decoder = crate::train::load_decoder(decoder, channels, &dev, origin)?;
         Ok(Model {
             backbone,
             decoder,
@@ -85,6 +86,20 @@ impl Model {
         self.backbone = BackboneSpec::from_weights(&Weights::load(path)?)?;
         Ok(self)
     }
+}
+
+/// The channels of decoder weights, read from their level shapes (None if not decoder weights).
+pub fn decoder_channels(bytes: &[u8]) -> Option<[usize; 4]> {
+    let st = safetensors::SafeTensors::deserialize(bytes).ok()?;
+    let mut out = [0usize; 4];
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = *st
+            .tensor(&format!("levels.{i}.rrb.inner.weight"))
+            .ok()?
+            .shape()
+            .first()?;
+    }
+    Some(out)
 }
 
 /// Session settings.
