@@ -289,14 +289,19 @@ impl Session {
         }
 
         let mut probs = Vec::with_capacity(self.objects.len());
-        for k in 0..self.objects.len() {
+        // Each object's projected s16 features, kept for its target-model update below.
+        let mut projected = vec![None; self.objects.len()];
+        let (sh, sw) = (pyramid.s16.height, pyramid.s16.width);
+        for (k, slot) in projected.iter_mut().enumerate() {
             let id = self.objects[k].id;
             if let (Some(mask), true) = (&given, given_ids.contains(&id)) {
                 probs.push(mask.ids.iter().map(|&v| f32::from(v == id)).collect());
                 continue;
             }
             let t = Instant::now();
-            let score = self.objects[k].target.score(&pyramid.s16);
+            let z = self.objects[k].target.project(&pyramid.s16);
+            let score = self.objects[k].target.score_projected(&z, sh, sw);
+            *slot = Some(z);
             times.target_ms += ms(t);
             let t = Instant::now();
             probs.push(self.predict(&pyramid, &score, w, h)?);
@@ -309,15 +314,13 @@ impl Session {
 
         let t = Instant::now();
         let mut objects = Vec::with_capacity(ids.len());
-        let (sh, sw) = (pyramid.s16.height, pyramid.s16.width);
         for (k, o) in self.objects.iter_mut().enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
             let is_given = given_ids.contains(&o.id);
             let mut refined = false;
-            if !is_given {
+            if let (false, Some(z)) = (is_given, projected[k].take()) {
                 o.frames += 1;
                 let label = area_downsample(&soft[k], w, h, sw, sh);
-                let z = o.target.project(&pyramid.s16);
                 refined = o.target.update(z, label, (sh, sw), area, w * h, 16.0);
             }
             objects.push(ObjectFrame {
