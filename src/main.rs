@@ -7,6 +7,7 @@ use reuse_vos::io::{Dataset, DatasetKind, Frame};
 use reuse_vos::metrics::{EvalOptions, evaluate};
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
+use reuse_vos::model::target::TargetInput;
 use reuse_vos::track::{Model, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -91,6 +92,9 @@ struct ModelArgs {
     /// Channels of each object's target-model projection.
     #[arg(long, default_value_t = 32)]
     target_channels: usize,
+    /// Backbone features the target model reads.
+    #[arg(long, value_enum, default_value = "s16")]
+    target_input: TargetInput,
     /// Synthetic first-frame views the target model learns from (0..=6).
     #[arg(long, default_value_t = 4)]
     augment: usize,
@@ -141,6 +145,15 @@ enum WeightsCommand {
     ExportDecoder {
         checkpoint: PathBuf,
         output: PathBuf,
+    },
+    /// Average several weight files of the same network (training snapshots) into one.
+    Average {
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Two or more safetensors files.
+        #[arg(required = true, num_args = 2..)]
+        inputs: Vec<PathBuf>,
     },
     /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
     Import {
@@ -343,6 +356,7 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
         ..Default::default()
     };
     cfg.target.channels = args.target_channels.max(1);
+    cfg.target.input = args.target_input;
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX
     } else {
@@ -546,6 +560,26 @@ fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
             let model = Model::from_decoder_file(BackboneSpec::embedded()?, &checkpoint)?;
             reuse_vos::train::save_decoder(&model.decoder, &output)?;
             println!("wrote {}", output.display());
+            Ok(())
+        }
+        WeightsCommand::Average { out, inputs } => {
+            let sets = inputs
+                .iter()
+                .map(|p| Weights::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut meta = std::collections::BTreeMap::new();
+            let names: Vec<String> = inputs
+                .iter()
+                .map(|p| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            meta.insert("averaged_from".into(), names.join(","));
+            let bytes = Weights::average(&sets)?.to_safetensors(meta)?;
+            reuse_vos::io::atomic::write_bytes(&out, &bytes)?;
+            println!("averaged {} files into {}", inputs.len(), out.display());
             Ok(())
         }
         WeightsCommand::Import { input, output } => {

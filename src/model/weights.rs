@@ -131,6 +131,54 @@ impl Weights {
             .map_err(|e| Error::Invalid(format!("cannot serialise safetensors: {e}")))
     }
 
+    /// The element-wise mean of several sets of weights with the same tensors and shapes
+    /// (averaging training snapshots: steadier than picking one).
+    pub fn average(sets: &[Weights]) -> Result<Weights> {
+        let first = sets
+            .first()
+            .ok_or_else(|| Error::Invalid("no weights to average".into()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, t) in &first.tensors {
+            let mut sum = vec![0f64; t.data.len()];
+            for set in sets {
+                let other = set.get(name)?;
+                if other.shape != t.shape {
+                    return Err(Error::Format {
+                        path: set.origin.clone().into(),
+                        reason: format!(
+                            "tensor {name} is {:?}, in {} it is {:?}",
+                            other.shape, first.origin, t.shape
+                        ),
+                    });
+                }
+                sum.iter_mut()
+                    .zip(&other.data)
+                    .for_each(|(s, &v)| *s += f64::from(v));
+            }
+            let n = sets.len() as f64;
+            let data = sum.into_iter().map(|s| (s / n) as f32).collect();
+            tensors.insert(
+                name.clone(),
+                WeightTensor {
+                    shape: t.shape.clone(),
+                    data,
+                },
+            );
+        }
+        for set in &sets[1..] {
+            if let Some(extra) = set.tensors.keys().find(|k| !first.tensors.contains_key(*k)) {
+                return Err(Error::Format {
+                    path: set.origin.clone().into(),
+                    reason: format!("tensor {extra} is not in {}", first.origin),
+                });
+            }
+        }
+        Ok(Weights {
+            tensors,
+            origin: "average".into(),
+        })
+    }
+
     /// A tensor by name, with its expected rank checked.
     pub fn get(&self, name: &str) -> Result<&WeightTensor> {
         self.tensors.get(name).ok_or_else(|| Error::Format {
@@ -150,4 +198,43 @@ static BACKBONE_SAFETENSORS: &[u8] = include_bytes!("../../weights/mobilenet_v2.
 /// The backbone weights embedded in the binary.
 pub fn embedded_backbone() -> Result<Weights> {
     Weights::from_safetensors(BACKBONE_SAFETENSORS, "embedded mobilenet_v2.safetensors")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(origin: &str, values: &[(&str, Vec<usize>, Vec<f32>)]) -> Weights {
+        Weights {
+            tensors: values
+                .iter()
+                .map(|(n, s, d)| {
+                    (
+                        n.to_string(),
+                        WeightTensor {
+                            shape: s.clone(),
+                            data: d.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            origin: origin.into(),
+        }
+    }
+
+    #[test]
+    fn average_is_the_elementwise_mean_and_rejects_other_shapes() {
+        let a = set("a", &[("w", vec![2], vec![1.0, 2.0])]);
+        let b = set("b", &[("w", vec![2], vec![3.0, 6.0])]);
+        let m = Weights::average(&[a.clone(), b]).expect("same shapes");
+        assert_eq!(m.tensors["w"].data, vec![2.0, 4.0]);
+        let c = set("c", &[("w", vec![1, 2], vec![3.0, 6.0])]);
+        let err = Weights::average(&[a.clone(), c]).expect_err("shape differs");
+        assert!(err.to_string().contains("tensor w"), "{err}");
+        let d = set(
+            "d",
+            &[("w", vec![2], vec![0.0, 0.0]), ("x", vec![1], vec![1.0])],
+        );
+        assert!(Weights::average(&[a, d]).is_err());
+    }
 }

@@ -252,6 +252,9 @@ impl Session {
         let t = Instant::now();
         let pyramid = self.backbone.pyramid(&normalize(frame))?;
         times.backbone_ms = ms(t);
+        let t = Instant::now();
+        let target_input = self.config.target.input.map(&pyramid.s16, &pyramid.s32);
+        times.target_ms += ms(t);
 
         let mut given_ids = Vec::new();
         if let Some(mask) = &given {
@@ -267,7 +270,7 @@ impl Session {
                     self.backbone.as_mut(),
                     frame,
                     &binary,
-                    &pyramid.s16,
+                    &target_input,
                     &self.config.target,
                     self.config.augment,
                 )?;
@@ -299,7 +302,7 @@ impl Session {
                 continue;
             }
             let t = Instant::now();
-            let z = self.objects[k].target.project(&pyramid.s16);
+            let z = self.objects[k].target.project(&target_input);
             let score = self.objects[k].target.score_projected(&z, sh, sw);
             *slot = Some(z);
             times.target_ms += ms(t);
@@ -347,14 +350,14 @@ impl Session {
     }
 }
 
-/// Fits an object's target model on a frame (`s16`: its stride-16 features) and its binary
+/// Fits an object's target model on a frame (`input`: its target-model input features) and its binary
 /// mask, with `augment` synthetic views whose features come from `backbone`. Training fits
 /// its reference models with this same function, so scores look alike in both.
 pub fn fit_target(
     backbone: &mut dyn BackboneEngine,
     frame: &Frame,
     mask: &[u8],
-    s16: &FeatureMap,
+    input: &FeatureMap,
     cfg: &TargetConfig,
     augment: usize,
 ) -> Result<TargetModel> {
@@ -362,9 +365,10 @@ pub fn fit_target(
     let mut samples = Vec::new();
     for (i, v) in augment::views(frame, mask, augment).into_iter().enumerate() {
         let f16 = if i == 0 {
-            s16.clone()
+            input.clone()
         } else {
-            backbone.pyramid(&normalize(&v.frame))?.s16
+            let p = backbone.pyramid(&normalize(&v.frame))?;
+            cfg.input.map(&p.s16, &p.s32)
         };
         let full: Vec<f32> = v.mask.iter().map(|&m| f32::from(m > 0)).collect();
         let label = area_downsample(&full, w, h, f16.width, f16.height);

@@ -116,7 +116,7 @@ pub fn load_sequence(
                 HalfMap::from_map(&p.s4),
             ],
         });
-        s16s.push(p.s16);
+        s16s.push(cfg.input.map(&p.s16, &p.s32));
         masks.push(mask.ids);
         frames.push(frame);
     }

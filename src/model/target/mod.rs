@@ -47,6 +47,53 @@ pub struct TargetConfig {
     pub hinge: f32,
     /// Seed of the initial weights.
     pub seed: u64,
+    /// Which backbone features the model reads.
+    #[serde(default)]
+    pub input: TargetInput,
+}
+
+/// The features a target model reads, at stride 16.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+pub enum TargetInput {
+    /// The stride-16 features alone (96 channels).
+    #[default]
+    S16,
+    /// Stride 16 and stride 32 upsampled to it (96 + 320 channels): more semantic.
+    S16S32,
+}
+
+impl TargetInput {
+    /// The model's input map from the two deep levels.
+    pub fn map(self, s16: &FeatureMap, s32: &FeatureMap) -> FeatureMap {
+        match self {
+            TargetInput::S16 => s16.clone(),
+            TargetInput::S16S32 => {
+                let (h, w) = (s16.height, s16.width);
+                let mut data = Vec::with_capacity((s16.channels + s32.channels) * h * w);
+                data.extend_from_slice(&s16.data);
+                // Nearest 2× upsampling: every s16 cell reads the s32 cell covering it.
+                for c in 0..s32.channels {
+                    for y in 0..h {
+                        let sy = (y / 2).min(s32.height - 1);
+                        for x in 0..w {
+                            data.push(s32.at(c, sy, (x / 2).min(s32.width - 1)));
+                        }
+                    }
+                }
+                FeatureMap::new(s16.channels + s32.channels, h, w, data)
+            }
+        }
+    }
 }
 
 impl Default for TargetConfig {
@@ -64,6 +111,7 @@ impl Default for TargetConfig {
             update_every: 8,
             hinge: 0.1,
             seed: 0,
+            input: TargetInput::S16,
         }
     }
 }
