@@ -8,6 +8,7 @@ use reuse_vos::metrics::{EvalOptions, evaluate};
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::target::TargetInput;
+use reuse_vos::track::gate::{GatePolicy, GateSettings};
 use reuse_vos::track::{Model, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,6 +102,19 @@ struct ModelArgs {
     /// Refine each target model every this many frames (0 = never).
     #[arg(long, default_value_t = 8)]
     update_every: usize,
+    /// Reuse-path weights (safetensors). Default: the embedded trained ones.
+    #[arg(long)]
+    reuse: Option<PathBuf>,
+    /// When a frame reuses the last computed one: the learned gate, never (baseline), copy the
+    /// previous mask, fusion of copy and translation, or the ground-truth oracle (`run` only).
+    #[arg(long, value_enum, default_value = "learned")]
+    gate: GatePolicy,
+    /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
+    #[arg(long, default_value_t = 0.7)]
+    tau: f32,
+    /// `fusion`: copy the previous mask when P(reuse) > τ2, translate between τ and τ2.
+    #[arg(long, default_value_t = 0.9)]
+    tau2: f32,
 }
 
 #[derive(clap::Args)]
@@ -345,6 +359,9 @@ fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
     if let Some(w) = &args.engine.weights {
         model = model.with_backbone_weights(w)?;
     }
+    if let Some(r) = &args.reuse {
+        model = model.with_reuse_file(r)?;
+    }
     Ok(model)
 }
 
@@ -357,6 +374,11 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
     };
     cfg.target.channels = args.target_channels.max(1);
     cfg.target.input = args.target_input;
+    cfg.gate = GateSettings {
+        policy: args.gate,
+        tau: args.tau,
+        tau2: args.tau2,
+    };
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX
     } else {
@@ -387,14 +409,33 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         &frames,
         vec![(0, mask)],
         &args.out,
+        None,
         &|| bar.inc(1),
     )?;
     bar.finish_and_clear();
     write_json(&args.out.join("stats.json"), &stats)?;
     let m = &stats.mean_times;
     println!(
-        "per frame after the first (ms): decode {:.1}, backbone {:.1}, target model {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, total {:.1}",
-        m.decode_ms, m.backbone_ms, m.target_ms, m.decoder_ms, m.merge_ms, m.update_ms, m.total_ms
+        "per frame after the first (ms): decode {:.1}, backbone {:.1}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, total {:.1}",
+        m.decode_ms,
+        m.backbone_ms,
+        m.target_ms,
+        m.gate_ms,
+        m.decoder_ms,
+        m.merge_ms,
+        m.update_ms,
+        m.total_ms
+    );
+    let per_object: Vec<String> = stats
+        .reuse
+        .iter()
+        .map(|(id, r)| format!("object {id} {:.1} %", 100.0 * r.rate))
+        .collect();
+    println!(
+        "reuse rate {:.1} % ({}); {:.2} GMAC per frame",
+        100.0 * stats.reuse_rate,
+        per_object.join(", "),
+        stats.gmacs_per_frame
     );
     println!(
         "{} frames in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) on {}; masks in {}",
@@ -417,6 +458,9 @@ struct SequenceTiming {
     fps: f64,
     init_seconds: f64,
     fps_without_init: f64,
+    reuse_rate: f64,
+    gmacs_per_frame: f64,
+    reuse: std::collections::BTreeMap<u8, reuse_vos::track::video::ObjectReuse>,
 }
 
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
@@ -456,12 +500,23 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
                             DatasetKind::Davis2016 => reuse_vos::io::Mask::read_binary(first_ann)?,
                             _ => reuse_vos::io::mask::read_user_mask(first_ann)?,
                         };
+                        let read_truth = |i: usize| -> reuse_vos::Result<Option<reuse_vos::io::Mask>> {
+                            match info.annotations.iter().find(|(f, _)| *f == i) {
+                                None => Ok(None),
+                                Some((_, p)) => Ok(Some(match kind {
+                                    DatasetKind::Davis2016 => reuse_vos::io::Mask::read_binary(p)?,
+                                    _ => reuse_vos::io::mask::read_user_mask(p)?,
+                                })),
+                            }
+                        };
+                        let oracle = cfg.gate.policy == GatePolicy::Oracle;
                         let stats = reuse_vos::track::video::track_frames(
                             &model,
                             &cfg,
                             &info.frames,
                             vec![(info.annotations[0].0, mask)],
                             &args.out.join(&info.name),
+                            if oracle { Some(&read_truth) } else { None },
                             &|| bar.inc(1),
                         )?;
                         Ok(SequenceTiming {
@@ -471,6 +526,9 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
                             fps: stats.fps,
                             init_seconds: stats.init_seconds,
                             fps_without_init: stats.fps_without_init,
+                            reuse_rate: stats.reuse_rate,
+                            gmacs_per_frame: stats.gmacs_per_frame,
+                            reuse: stats.reuse,
                         })
                     })();
                     if let Ok(mut r2) = results.lock() {
@@ -492,6 +550,17 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let wall = start.elapsed().as_secs_f64();
     let mean_fps = timings.iter().map(|t| t.fps).sum::<f64>() / timings.len().max(1) as f64;
     let frames: usize = timings.iter().map(|t| t.frames).sum();
+    // Over all object-frames of the split (given frames excluded).
+    let (tracked, reused) = timings
+        .iter()
+        .flat_map(|t| t.reuse.values())
+        .fold((0, 0), |(a, b), r| (a + r.frames, b + r.reused));
+    let reuse_rate = reused as f64 / tracked.max(1) as f64;
+    let gmacs = timings
+        .iter()
+        .map(|t| t.gmacs_per_frame * t.frames as f64)
+        .sum::<f64>()
+        / frames.max(1) as f64;
     write_json(
         &args.out.join("timing.json"),
         &serde_json::json!({
@@ -503,12 +572,16 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
             "frames": frames,
             "wall_seconds": wall,
             "throughput_fps": frames as f64 / wall,
+            "gate": cfg.gate,
+            "reuse_rate": reuse_rate,
+            "gmacs_per_frame": gmacs,
         }),
     )?;
     println!(
-        "{} sequences, {frames} frames in {wall:.1} s: mean per-sequence FPS {mean_fps:.2}, throughput {:.2} FPS; results in {}",
+        "{} sequences, {frames} frames in {wall:.1} s: mean per-sequence FPS {mean_fps:.2}, throughput {:.2} FPS, reuse rate {:.1} %, {gmacs:.2} GMAC/frame; results in {}",
         timings.len(),
         frames as f64 / wall,
+        100.0 * reuse_rate,
         args.out.display()
     );
     Ok(())

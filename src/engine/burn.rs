@@ -1,11 +1,13 @@
 //! The Burn engine: the Burn modules on the `flex` CPU backend.
 
-use super::{BackboneEngine, DecoderEngine, EngineKind};
+use super::{BackboneEngine, DecoderEngine, EngineKind, ReuseEngine};
 use crate::error::Result;
 use crate::model::FeatureMap;
 use crate::model::backbone::net::{to_map, to_tensor};
 use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, MobileNetV2};
 use crate::model::decoder::Decoder;
+use crate::model::reuse::ReuseNet;
+use ::burn::prelude::{Tensor, TensorData};
 use ::burn::prelude::Device;
 
 /// The default Burn device: the pure-Rust CPU backend. Its threads come from rayon's global
@@ -88,5 +90,54 @@ impl DecoderEngine for BurnDecoder {
             to_tensor(s4, d),
             to_tensor(score, d),
         ))
+    }
+}
+
+/// The reuse path on Burn.
+pub struct BurnReuse {
+    net: ReuseNet,
+    device: Device,
+}
+
+impl BurnReuse {
+    pub fn new(net: ReuseNet) -> BurnReuse {
+        BurnReuse {
+            net,
+            device: device(),
+        }
+    }
+}
+
+fn read(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| crate::Error::Invalid(format!("cannot read a Burn tensor: {e:?}")))
+}
+
+impl ReuseEngine for BurnReuse {
+    fn template(&mut self, s8: &FeatureMap, mask8: &FeatureMap) -> Result<Vec<f32>> {
+        let d = &self.device;
+        let t = self.net.template(to_tensor(s8, d), to_tensor(mask8, d));
+        let [_, k, _] = t.dims();
+        read(t.reshape([k * k]))
+    }
+
+    fn gate(
+        &mut self,
+        s8: &FeatureMap,
+        score8: &FeatureMap,
+        template: &[f32],
+    ) -> Result<(f32, FeatureMap)> {
+        let d = &self.device;
+        let k = self.net.key_channels();
+        let t = Tensor::from_data(TensorData::new(template.to_vec(), [1, k, k]), d);
+        let out = self.net.gate(to_tensor(s8, d), to_tensor(score8, d), t);
+        let logit = read(out.logit)?[0];
+        Ok((logit, to_map(out.delta)?))
+    }
+
+    fn translate(&mut self, state: &FeatureMap, delta: &FeatureMap) -> Result<FeatureMap> {
+        let d = &self.device;
+        to_map(self.net.translate(to_tensor(state, d), to_tensor(delta, d)))
     }
 }

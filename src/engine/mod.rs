@@ -73,6 +73,35 @@ pub trait DecoderEngine: Send {
     ) -> Result<FeatureMap>;
 }
 
+/// The reuse path on one engine (template, matching + gate + Δ, refine-translator).
+pub trait ReuseEngine: Send {
+    /// An object's template (K×K, row-major) from stride-8 features and its mask at stride 8.
+    fn template(&mut self, s8: &FeatureMap, mask8: &FeatureMap) -> Result<Vec<f32>>;
+    /// The gate's logit (P(reuse) = sigmoid) and Δ at stride 16, from the current stride-8
+    /// features and the last computed score map resized to stride 8.
+    fn gate(
+        &mut self,
+        s8: &FeatureMap,
+        score8: &FeatureMap,
+        template: &[f32],
+    ) -> Result<(f32, FeatureMap)>;
+    /// The stored decoder state and Δ → the state of the current frame.
+    fn translate(&mut self, state: &FeatureMap, delta: &FeatureMap) -> Result<FeatureMap>;
+}
+
+/// The reuse path on the chosen engine.
+pub fn reuse(
+    net: &crate::model::reuse::ReuseNet,
+    feature_channels: usize,
+    kind: EngineKind,
+    threads: usize,
+) -> Result<Box<dyn ReuseEngine>> {
+    Ok(match kind {
+        EngineKind::Ort => Box::new(ort::reuse::OrtReuse::new(net, feature_channels, threads)?),
+        EngineKind::Burn => Box::new(burn::BurnReuse::new(net.clone())),
+    })
+}
+
 /// The decoder on the chosen engine.
 pub fn decoder(
     dec: &crate::model::decoder::Decoder,

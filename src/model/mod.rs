@@ -2,6 +2,7 @@
 
 pub mod backbone;
 pub mod decoder;
+pub mod reuse;
 pub mod target;
 pub mod tensor;
 pub mod weights;

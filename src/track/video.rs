@@ -1,7 +1,7 @@
 //! Tracking a whole frame folder with a session: masks written as palette PNGs named like the
 //! frames, and the per-frame statistics.
 
-use super::{Model, Session, StageTimes, TrackerConfig};
+use super::{Model, ObjectFrame, Session, StageTimes, TrackerConfig};
 use crate::error::{Error, Result};
 use crate::io::frame::stem;
 use crate::io::{Frame, Mask};
@@ -14,11 +14,23 @@ use std::time::Instant;
 pub struct FrameStats {
     pub frame: String,
     pub times: StageTimes,
-    /// Object id → area in pixels.
-    pub areas: std::collections::BTreeMap<u8, usize>,
-    /// Ids whose target model was refined after this frame.
-    pub refined: Vec<u8>,
+    /// Per object: area, P(reuse), the path taken and its time, whether it was refined.
+    pub objects: Vec<ObjectFrame>,
+    /// Multiply-accumulates of the paths taken, in GMAC.
+    pub gmacs: f64,
 }
+
+/// How often one object reused.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ObjectReuse {
+    /// Frames after the object's mask was given (given frames are not counted).
+    pub frames: usize,
+    pub reused: usize,
+    pub rate: f64,
+}
+
+/// Reads the ground truth of a frame index, if it has one (for the `oracle` policy).
+pub type TruthReader<'a> = &'a (dyn Fn(usize) -> Result<Option<Mask>> + Sync);
 
 /// A tracked video's statistics.
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +44,12 @@ pub struct VideoStats {
     pub fps_without_init: f64,
     /// Mean time of each stage over the frames after the first.
     pub mean_times: StageTimes,
+    /// Per object id.
+    pub reuse: std::collections::BTreeMap<u8, ObjectReuse>,
+    /// Reused object-frames over all tracked object-frames.
+    pub reuse_rate: f64,
+    /// Mean multiply-accumulates per frame, GMAC (1 MAC = 2 FLOPs).
+    pub gmacs_per_frame: f64,
     pub per_frame: Vec<FrameStats>,
 }
 
@@ -45,6 +63,7 @@ pub fn mean_times(frames: &[FrameStats]) -> StageTimes {
         m.backbone_ms += t.backbone_ms / n;
         m.init_ms += t.init_ms / n;
         m.target_ms += t.target_ms / n;
+        m.gate_ms += t.gate_ms / n;
         m.decoder_ms += t.decoder_ms / n;
         m.merge_ms += t.merge_ms / n;
         m.update_ms += t.update_ms / n;
@@ -61,6 +80,7 @@ pub fn track_frames(
     frames: &[PathBuf],
     masks: Vec<(usize, Mask)>,
     out: &Path,
+    truth: Option<TruthReader>,
     tick: &(dyn Fn() + Sync),
 ) -> Result<VideoStats> {
     if frames.is_empty() {
@@ -74,7 +94,13 @@ pub fn track_frames(
     let start = Instant::now();
     let mut per_frame = Vec::with_capacity(frames.len());
     let mut init = 0.0;
-    for path in frames {
+    let mut reuse = std::collections::BTreeMap::<u8, ObjectReuse>::new();
+    for (i, path) in frames.iter().enumerate() {
+        if let Some(read) = truth
+            && let Some(m) = read(i)?
+        {
+            session.add_truth(i, m);
+        }
         let t = Instant::now();
         let frame = Frame::load(path)?;
         let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -82,21 +108,32 @@ pub fn track_frames(
         result.times.decode_ms = decode_ms;
         init += result.times.init_ms / 1000.0;
         result.mask.save(&out.join(format!("{}.png", stem(path))))?;
+        for o in result.objects.iter().filter(|o| !o.given) {
+            let r = reuse.entry(o.id).or_default();
+            r.frames += 1;
+            r.reused += usize::from(o.decision.path.is_reuse());
+        }
         per_frame.push(FrameStats {
             frame: stem(path),
             times: result.times,
-            areas: result.objects.iter().map(|o| (o.id, o.area)).collect(),
-            refined: result
-                .objects
-                .iter()
-                .filter(|o| o.refined)
-                .map(|o| o.id)
-                .collect(),
+            objects: result.objects,
+            gmacs: result.macs as f64 / 1e9,
         });
         tick();
     }
     let seconds = start.elapsed().as_secs_f64();
+    let (mut tracked, mut reused) = (0, 0);
+    for r in reuse.values_mut() {
+        r.rate = r.reused as f64 / r.frames.max(1) as f64;
+        tracked += r.frames;
+        reused += r.reused;
+    }
+    let gmacs_per_frame =
+        per_frame.iter().map(|f| f.gmacs).sum::<f64>() / per_frame.len().max(1) as f64;
     Ok(VideoStats {
+        reuse,
+        reuse_rate: reused as f64 / tracked.max(1) as f64,
+        gmacs_per_frame,
         engine: session.engine().to_string(),
         frames: frames.len(),
         seconds,

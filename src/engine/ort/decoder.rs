@@ -114,7 +114,7 @@ fn cab(g: &mut GraphBuilder, c: &Cab, shallow: &str, deep_up: &str) -> Result<St
     g.node("Add", &[&m, deep_up], vec![], None)
 }
 
-fn rrb(g: &mut GraphBuilder, r: &Rrb, x: &str, out: Option<&str>) -> Result<String> {
+pub(super) fn rrb(g: &mut GraphBuilder, r: &Rrb, x: &str, out: Option<&str>) -> Result<String> {
     let y = conv_plain(g, x, &r.inner)?;
     let t = conv_relu(g, &y, &r.conv_a)?;
     let t = conv_plain(g, &t, &r.conv_b)?;

@@ -100,6 +100,16 @@ impl GraphBuilder {
         Ok(name)
     }
 
+    /// Adds a constant i64 tensor (shapes for Reshape).
+    pub fn constant_i64(&mut self, stem: &str, data: &[i64]) -> Result<String> {
+        let name = self.fresh(stem);
+        let mut t = Tensor::<i64>::new(&Allocator::default(), [data.len() as i64]).map_err(err)?;
+        let (_, buf) = t.extract_tensor_mut();
+        buf.copy_from_slice(data);
+        self.graph.add_initializer(&name, t, false).map_err(err)?;
+        Ok(name)
+    }
+
     /// Adds a node with one output and returns the output's name (or `out` when given).
     pub fn node(
         &mut self,

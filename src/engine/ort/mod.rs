@@ -9,6 +9,7 @@
 pub mod backbone;
 pub mod decoder;
 pub mod graph;
+pub mod reuse;
 
 pub use backbone::OrtBackbone;
 

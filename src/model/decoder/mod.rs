@@ -104,7 +104,7 @@ pub struct Rrb {
 }
 
 impl Rrb {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.inner.forward(x);
         relu(y.clone() + self.conv_b.forward(relu(self.conv_a.forward(y))))
     }

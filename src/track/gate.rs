@@ -1,0 +1,153 @@
+//! Per object and frame: which path produces the mask. The learned gate's P(reuse) against τ,
+//! or one of the comparison policies of the paper (never reuse, copy the previous mask, fuse
+//! copy and translation, or an oracle that knows the ground truth).
+
+use serde::{Deserialize, Serialize};
+
+/// How reuse is decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GatePolicy {
+    /// The learned gate: reuse (Δ + refine-translator) when P(reuse) > τ.
+    #[default]
+    Learned,
+    /// Always the full path (the baseline tracker).
+    Never,
+    /// When P(reuse) > τ, copy the object's previous mask (the paper's "Ours-copy").
+    Copy,
+    /// Copy when P(reuse) > τ2, translate when τ < P(reuse) ≤ τ2, else the full path.
+    Fusion,
+    /// Reuse when the ground-truth IoU between this frame and the last computed one is > τ
+    /// (needs annotations of every frame: the paper's g_IoU).
+    Oracle,
+}
+
+impl std::fmt::Display for GatePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GatePolicy::Learned => "learned",
+            GatePolicy::Never => "never",
+            GatePolicy::Copy => "copy",
+            GatePolicy::Fusion => "fusion",
+            GatePolicy::Oracle => "oracle",
+        })
+    }
+}
+
+/// The path one object's mask came from on one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// The user gave the mask.
+    Given,
+    /// Full path: deep backbone stages, target model, deep decoder stages.
+    Computed,
+    /// Reuse path: last computed score + Δ, refine-translator on the stored decoder state.
+    Reused,
+    /// The previous mask copied.
+    Copied,
+}
+
+impl Path {
+    pub fn is_reuse(self) -> bool {
+        matches!(self, Path::Reused | Path::Copied)
+    }
+}
+
+/// One object's decision on one frame.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct GateDecision {
+    /// The learned gate's P(reuse), when it ran.
+    pub p_reuse: Option<f32>,
+    /// The oracle's IoU with the last computed frame, when asked.
+    pub oracle_iou: Option<f32>,
+    pub path: Path,
+}
+
+/// The policy and its thresholds.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct GateSettings {
+    pub policy: GatePolicy,
+    pub tau: f32,
+    /// The copy threshold of `fusion`.
+    pub tau2: f32,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        GateSettings {
+            policy: GatePolicy::Learned,
+            tau: 0.7,
+            tau2: 0.9,
+        }
+    }
+}
+
+impl GateSettings {
+    /// Whether any frame can take a reuse path (P and IoU are at most 1, and reuse needs > τ).
+    pub fn can_reuse(&self) -> bool {
+        self.policy != GatePolicy::Never && self.tau < 1.0
+    }
+
+    /// Whether the learned gate (and Δ) must run for a frame.
+    pub fn runs_gate(&self) -> bool {
+        self.can_reuse()
+    }
+
+    /// The path for a frame, given the gate's P(reuse) and the oracle's IoU when known.
+    pub fn decide(&self, p_reuse: Option<f32>, oracle_iou: Option<f32>) -> Path {
+        if !self.can_reuse() {
+            return Path::Computed;
+        }
+        let over = |v: Option<f32>, t: f32| v.is_some_and(|v| v > t);
+        match self.policy {
+            GatePolicy::Never => Path::Computed,
+            GatePolicy::Learned if over(p_reuse, self.tau) => Path::Reused,
+            GatePolicy::Copy if over(p_reuse, self.tau) => Path::Copied,
+            GatePolicy::Fusion if over(p_reuse, self.tau2) => Path::Copied,
+            GatePolicy::Fusion if over(p_reuse, self.tau) => Path::Reused,
+            GatePolicy::Oracle if over(oracle_iou, self.tau) => Path::Reused,
+            _ => Path::Computed,
+        }
+    }
+}
+
+/// IoU of two binary masks; two empty masks agree completely.
+pub fn iou(a: &[bool], b: &[bool]) -> f32 {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        inter += usize::from(x && y);
+        union += usize::from(x || y);
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f32 / union as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_decide_as_documented() {
+        let s = |policy, tau| GateSettings {
+            policy,
+            tau,
+            tau2: 0.9,
+        };
+        assert_eq!(s(GatePolicy::Learned, 0.7).decide(Some(0.8), None), Path::Reused);
+        assert_eq!(s(GatePolicy::Learned, 0.7).decide(Some(0.7), None), Path::Computed);
+        assert_eq!(s(GatePolicy::Learned, 1.0).decide(Some(1.0), None), Path::Computed);
+        assert_eq!(s(GatePolicy::Never, 0.0).decide(Some(1.0), None), Path::Computed);
+        assert_eq!(s(GatePolicy::Copy, 0.0).decide(Some(0.01), None), Path::Copied);
+        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.95), None), Path::Copied);
+        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.6), None), Path::Reused);
+        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.4), None), Path::Computed);
+        assert_eq!(s(GatePolicy::Oracle, 0.8).decide(None, Some(0.9)), Path::Reused);
+        assert_eq!(s(GatePolicy::Oracle, 0.8).decide(Some(1.0), Some(0.5)), Path::Computed);
+        assert_eq!(iou(&[true, false], &[true, true]), 0.5);
+        assert_eq!(iou(&[false], &[false]), 1.0);
+    }
+}
