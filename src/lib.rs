@@ -10,6 +10,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod sweep;
 pub mod track;
 pub mod train;
 

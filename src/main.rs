@@ -38,6 +38,8 @@ enum Command {
     Segment(SegmentArgs),
     /// Segment every sequence of a DAVIS split into the DAVIS result layout.
     Run(RunArgs),
+    /// Run a split at several reuse thresholds and policies: table (CSV, markdown) and plot.
+    Sweep(SweepArgs),
     /// Train the refinement decoder (backbone frozen) on a DAVIS-2016 split.
     Train(TrainArgs),
     /// Speed benchmarks (median of repeated runs after warm-up).
@@ -75,6 +77,31 @@ struct RunArgs {
     #[arg(long)]
     out: PathBuf,
     /// Sequences tracked at the same time (each with threads/jobs threads).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// DAVIS root (JPEGImages/480p, Annotations/480p).
+    #[arg(long)]
+    davis: PathBuf,
+    #[arg(long, default_value_t = 2016, value_parser = clap::value_parser!(u16).range(2016..=2017))]
+    year: u16,
+    /// Set name or list file (see `eval`).
+    #[arg(long)]
+    set: String,
+    /// Thresholds τ to run.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.9,0.8,0.7,0.6,0.5,0.3,0.1")]
+    taus: Vec<f32>,
+    /// Policies to run (learned, copy, fusion, oracle, never).
+    #[arg(long = "gates", value_delimiter = ',', value_enum, default_value = "learned,copy,fusion,oracle")]
+    gates: Vec<GatePolicy>,
+    /// Output folder: <policy>/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
+    #[arg(long)]
+    out: PathBuf,
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     #[command(flatten)]
@@ -149,8 +176,35 @@ struct TrainArgs {
     /// Keep the weights every this many iterations (decoder-<iteration>.safetensors); 0 = never.
     #[arg(long, default_value_t = 1000)]
     snapshot_every: usize,
+    /// What to train: the refinement decoder, or the reuse path over a frozen decoder.
+    #[arg(long, value_enum, default_value = "decoder")]
+    stage: Stage,
+    /// `--stage gate`: the frozen decoder (default: the embedded one).
+    #[arg(long)]
+    decoder: Option<PathBuf>,
+    /// `--stage gate`: margin m1 (P_target = max(m, IoU), m rises to m1 at iteration --ep-t).
+    #[arg(long, default_value_t = 0.5)]
+    m1: f64,
+    /// `--stage gate`: margin m2 (no loss while |P_gate − P_target| < m2).
+    #[arg(long, default_value_t = 0.0)]
+    m2: f64,
+    /// `--stage gate`: the iteration at which m reaches m1 (the paper's ep_T, in iterations).
+    #[arg(long)]
+    ep_t: Option<usize>,
+    /// `--stage gate`: frames after the reference in each clip.
+    #[arg(long, default_value_t = 4)]
+    clip: usize,
+    /// `--stage gate`: largest gap between consecutive clip frames.
+    #[arg(long, default_value_t = 10)]
+    max_step: usize,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Stage {
+    Decoder,
+    Gate,
 }
 
 #[derive(Subcommand)]
@@ -450,19 +504,6 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct SequenceTiming {
-    sequence: String,
-    frames: usize,
-    seconds: f64,
-    fps: f64,
-    init_seconds: f64,
-    fps_without_init: f64,
-    reuse_rate: f64,
-    gmacs_per_frame: f64,
-    reuse: std::collections::BTreeMap<u8, reuse_vos::track::video::ObjectReuse>,
-}
-
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let (kind, dataset) = open_davis(
         &args.davis,
@@ -474,114 +515,70 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let threads = (args.model.engine.threads / jobs).max(1);
     let cfg = tracker_config(&args.model, threads);
-    let mut total = 0u64;
-    let mut infos = Vec::new();
-    for s in &dataset.sequences {
-        let info = dataset.sequence(s)?;
-        total += info.frames.len() as u64;
-        infos.push(info);
-    }
+    let total = count_frames(&dataset)?;
     let bar = progress_bar(total, "run");
-    let start = std::time::Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, anyhow::Result<SequenceTiming>)>> =
-        Default::default();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(info) = infos.get(i) else { break };
-                    let r = (|| -> anyhow::Result<SequenceTiming> {
-                        let (_, first_ann) = info.annotations.first().ok_or_else(|| {
-                            anyhow::anyhow!("sequence {}: no annotation", info.name)
-                        })?;
-                        let mask = match kind {
-                            DatasetKind::Davis2016 => reuse_vos::io::Mask::read_binary(first_ann)?,
-                            _ => reuse_vos::io::mask::read_user_mask(first_ann)?,
-                        };
-                        let read_truth = |i: usize| -> reuse_vos::Result<Option<reuse_vos::io::Mask>> {
-                            match info.annotations.iter().find(|(f, _)| *f == i) {
-                                None => Ok(None),
-                                Some((_, p)) => Ok(Some(match kind {
-                                    DatasetKind::Davis2016 => reuse_vos::io::Mask::read_binary(p)?,
-                                    _ => reuse_vos::io::mask::read_user_mask(p)?,
-                                })),
-                            }
-                        };
-                        let oracle = cfg.gate.policy == GatePolicy::Oracle;
-                        let stats = reuse_vos::track::video::track_frames(
-                            &model,
-                            &cfg,
-                            &info.frames,
-                            vec![(info.annotations[0].0, mask)],
-                            &args.out.join(&info.name),
-                            if oracle { Some(&read_truth) } else { None },
-                            &|| bar.inc(1),
-                        )?;
-                        Ok(SequenceTiming {
-                            sequence: info.name.clone(),
-                            frames: stats.frames,
-                            seconds: stats.seconds,
-                            fps: stats.fps,
-                            init_seconds: stats.init_seconds,
-                            fps_without_init: stats.fps_without_init,
-                            reuse_rate: stats.reuse_rate,
-                            gmacs_per_frame: stats.gmacs_per_frame,
-                            reuse: stats.reuse,
-                        })
-                    })();
-                    if let Ok(mut r2) = results.lock() {
-                        r2.push((i, r));
-                    }
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let mut results = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a worker panicked"))?;
-    results.sort_by_key(|(i, _)| *i);
-    let mut timings = Vec::new();
-    for (_, r) in results {
-        timings.push(r?);
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let mean_fps = timings.iter().map(|t| t.fps).sum::<f64>() / timings.len().max(1) as f64;
-    let frames: usize = timings.iter().map(|t| t.frames).sum();
-    // Over all object-frames of the split (given frames excluded).
-    let (tracked, reused) = timings
-        .iter()
-        .flat_map(|t| t.reuse.values())
-        .fold((0, 0), |(a, b), r| (a + r.frames, b + r.reused));
-    let reuse_rate = reused as f64 / tracked.max(1) as f64;
-    let gmacs = timings
-        .iter()
-        .map(|t| t.gmacs_per_frame * t.frames as f64)
-        .sum::<f64>()
-        / frames.max(1) as f64;
-    write_json(
-        &args.out.join("timing.json"),
-        &serde_json::json!({
-            "engine": reuse_vos::engine::resolve(args.model.engine.engine)?.to_string(),
-            "jobs": jobs,
-            "threads_per_job": threads,
-            "sequences": timings,
-            "mean_fps": mean_fps,
-            "frames": frames,
-            "wall_seconds": wall,
-            "throughput_fps": frames as f64 / wall,
-            "gate": cfg.gate,
-            "reuse_rate": reuse_rate,
-            "gmacs_per_frame": gmacs,
-        }),
+    let s = reuse_vos::track::batch::run_dataset(
+        &model,
+        &cfg,
+        &dataset,
+        kind,
+        &args.out,
+        jobs,
+        &|| bar.inc(1),
     )?;
+    bar.finish_and_clear();
     println!(
-        "{} sequences, {frames} frames in {wall:.1} s: mean per-sequence FPS {mean_fps:.2}, throughput {:.2} FPS, reuse rate {:.1} %, {gmacs:.2} GMAC/frame; results in {}",
-        timings.len(),
-        frames as f64 / wall,
-        100.0 * reuse_rate,
+        "{} sequences, {} frames in {:.1} s: mean per-sequence FPS {:.2}, throughput {:.2} FPS, reuse rate {:.1} %, {:.2} GMAC/frame; results in {}",
+        s.sequences.len(),
+        s.frames,
+        s.wall_seconds,
+        s.mean_fps,
+        s.throughput_fps,
+        100.0 * s.reuse_rate,
+        s.gmacs_per_frame,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Frames of every sequence of a dataset (for progress bars).
+fn count_frames(dataset: &Dataset) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for s in &dataset.sequences {
+        total += dataset.sequence(s)?.frames.len() as u64;
+    }
+    Ok(total)
+}
+
+fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
+    let (kind, dataset) = open_davis(&args.davis, args.year, Some(&args.set), None)?;
+    let model = load_model(&args.model)?;
+    let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
+    let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
+    let runs = args.gates.len() * args.taus.len();
+    let bar = progress_bar(count_frames(&dataset)? * runs as u64, "sweep");
+    let rows = reuse_vos::sweep::sweep(
+        &model,
+        &cfg,
+        &dataset,
+        kind,
+        &args.gates,
+        &args.taus,
+        &args.out,
+        jobs,
+        &|label| {
+            bar.set_message(label.to_string());
+            bar.inc(1)
+        },
+    )?;
+    bar.finish_and_clear();
+    print!(
+        "{}",
+        std::fs::read_to_string(args.out.join("sweep.md")).unwrap_or_default()
+    );
+    println!(
+        "{} runs; sweep.csv, sweep.md and sweep.svg in {}",
+        rows.len(),
         args.out.display()
     );
     Ok(())
@@ -591,6 +588,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let dataset = Dataset::open(&args.data, DatasetKind::Davis2016, Some(&args.split), None)?;
     let spec = backbone_spec(&args.engine)?;
     let mut engine = reuse_vos::engine::backbone(&spec, args.engine.engine, args.engine.threads)?;
+    if args.stage == Stage::Gate {
+        return run_train_gate(&args, &dataset, engine.as_mut());
+    }
     let channels: [usize; 4] = args
         .channels
         .clone()
@@ -623,6 +623,49 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         state.seconds,
         start.elapsed().as_secs_f64(),
         args.out.join("decoder.safetensors").display()
+    );
+    Ok(())
+}
+
+fn run_train_gate(
+    args: &TrainArgs,
+    dataset: &Dataset,
+    engine: &mut dyn reuse_vos::engine::BackboneEngine,
+) -> anyhow::Result<()> {
+    let model = match &args.decoder {
+        Some(p) => Model::from_decoder_file(BackboneSpec::embedded()?, p)?,
+        None => Model::embedded()?,
+    };
+    let cfg = reuse_vos::train::gate::GateTrainConfig {
+        iterations: args.iterations,
+        batch: args.batch,
+        learning_rate: args.lr,
+        m1: args.m1,
+        m2: args.m2,
+        ep_t: args.ep_t.unwrap_or(args.iterations),
+        clip: args.clip.max(1),
+        max_step: args.max_step.max(1),
+        snapshot_every: args.snapshot_every,
+        ..Default::default()
+    };
+    let bar = progress_bar(0, "train");
+    let start = std::time::Instant::now();
+    let state = reuse_vos::train::gate::train_gate(
+        dataset,
+        engine,
+        &model.decoder,
+        &args.out,
+        &cfg,
+        args.resume,
+        &bar,
+    )?;
+    bar.finish();
+    println!(
+        "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
+        state.iteration,
+        state.seconds,
+        start.elapsed().as_secs_f64(),
+        args.out.join("reuse.safetensors").display()
     );
     Ok(())
 }
@@ -840,6 +883,7 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Segment(args) => run_segment(args),
         Command::Run(args) => run_run(args),
+        Command::Sweep(args) => run_sweep(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

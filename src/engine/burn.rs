@@ -125,13 +125,19 @@ impl ReuseEngine for BurnReuse {
     fn gate(
         &mut self,
         s8: &FeatureMap,
+        last_s8: &FeatureMap,
         score8: &FeatureMap,
         template: &[f32],
     ) -> Result<(f32, FeatureMap)> {
         let d = &self.device;
         let k = self.net.key_channels();
         let t = Tensor::from_data(TensorData::new(template.to_vec(), [1, k, k]), d);
-        let out = self.net.gate(to_tensor(s8, d), to_tensor(score8, d), t);
+        let out = self.net.gate(
+            to_tensor(s8, d),
+            to_tensor(last_s8, d),
+            to_tensor(score8, d),
+            t,
+        );
         let logit = read(out.logit)?[0];
         Ok((logit, to_map(out.delta)?))
     }

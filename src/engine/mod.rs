@@ -78,10 +78,11 @@ pub trait ReuseEngine: Send {
     /// An object's template (K×K, row-major) from stride-8 features and its mask at stride 8.
     fn template(&mut self, s8: &FeatureMap, mask8: &FeatureMap) -> Result<Vec<f32>>;
     /// The gate's logit (P(reuse) = sigmoid) and Δ at stride 16, from the current stride-8
-    /// features and the last computed score map resized to stride 8.
+    /// features, those of the last computed frame and its score map resized to stride 8.
     fn gate(
         &mut self,
         s8: &FeatureMap,
+        last_s8: &FeatureMap,
         score8: &FeatureMap,
         template: &[f32],
     ) -> Result<(f32, FeatureMap)>;

@@ -2,6 +2,7 @@
 //! frame (new objects start, existing ones restart from the given mask); every pushed frame
 //! returns the merged label map, each object's probability and the time of each stage.
 
+pub mod batch;
 pub mod flops;
 pub mod gate;
 pub mod merge;
@@ -189,6 +190,8 @@ struct ReuseMemory {
     score: FeatureMap,
     /// The decoder state after the deep stages (stride 16).
     state: FeatureMap,
+    /// The backbone's stride-8 features.
+    s8: FeatureMap,
     /// The ground truth of that frame (oracle policy only).
     truth: Option<Vec<bool>>,
 }
@@ -384,7 +387,7 @@ impl Session {
                     w8,
                     resize_bilinear(&s.data, s.height, s.width, h8, w8),
                 );
-                let (logit, d) = reuse.gate(&low.s8, &score8, &mem.template)?;
+                let (logit, d) = reuse.gate(&low.s8, &mem.s8, &score8, &mem.template)?;
                 p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
                 delta = Some(d);
                 if let (Some(gt), Some(last)) = (&truth, &mem.truth) {
@@ -444,6 +447,7 @@ impl Session {
                             template,
                             score,
                             state,
+                            s8: low.s8.clone(),
                             truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
                         })
                     }
@@ -545,6 +549,7 @@ impl Session {
                     if let Some(mem) = &mut self.objects[k].memory {
                         mem.score = score;
                         mem.state = state;
+                        mem.s8 = low.s8.clone();
                         if let Some(gt) = &truth {
                             mem.truth = Some(gt.ids.iter().map(|&v| v == id).collect());
                         }

@@ -2,6 +2,7 @@
 //! reference frames and frozen), with Adam on BCE, resumable from checkpoints.
 
 pub mod data;
+pub mod gate;
 
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
@@ -106,11 +107,24 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
             t.saturating_sub(1)
         };
     }
-    let (ch, cw) = cfg.crop;
+    let (y0, x0, flip) = crop_window(seq, t, cfg.crop, cfg.object_crops, rng);
+    let (taps, label) = crop_frame(seq, t, (y0, x0, flip), cfg.crop);
+    let score = crop_score(seq, &reference.scores[t], (y0, x0, flip), cfg.crop);
+    Example { taps, score, label }
+}
+
+/// A crop window `(y0, x0, flip)` of `crop` image pixels (corner on the stride-32 grid): with
+/// probability `object_crops` near the centre of the object of frame `t`, else anywhere — the
+/// decoder must also learn that far-away background with a low score is background
+/// (object-centred crops only made it paint dark water as object on dev).
+pub fn crop_window(
+    seq: &SequenceData,
+    t: usize,
+    (ch, cw): (usize, usize),
+    object_crops: f64,
+    rng: &mut impl Rng,
+) -> (usize, usize, bool) {
     let (w, h) = (seq.width, seq.height);
-    // Half the crops are centred near the object, half anywhere: the decoder must also learn
-    // that far-away background with a low score is background (object-centred crops only made
-    // it paint dark water as object on dev).
     let mask = &seq.masks[t];
     let (mut sx, mut sy, mut k) = (0usize, 0usize, 0usize);
     for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m > 0).step_by(7) {
@@ -118,7 +132,7 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
         sy += i / w;
         k += 1;
     }
-    let centred = rng.random_bool(cfg.object_crops);
+    let centred = rng.random_bool(object_crops);
     let (cx, cy) = match (sx.checked_div(k), sy.checked_div(k), centred) {
         (Some(x), Some(y), true) => (x, y),
         _ => (rng.random_range(0..w), rng.random_range(0..h)),
@@ -131,20 +145,23 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
     };
     let y0 = jitter(cy, ch, h, rng);
     let x0 = jitter(cx, cw, w, rng);
-    let flip = rng.random_bool(0.5);
+    (y0, x0, rng.random_bool(0.5))
+}
+
+/// The four taps (strides 32, 16, 8, 4) and the 0/1 label of frame `t` in a crop window.
+pub fn crop_frame(
+    seq: &SequenceData,
+    t: usize,
+    (y0, x0, flip): (usize, usize, bool),
+    (ch, cw): (usize, usize),
+) -> ([Vec<f32>; 4], Vec<f32>) {
+    let (w, h) = (seq.width, seq.height);
     let f = &seq.features[t];
     let taps = std::array::from_fn(|i| {
         let s = [32, 16, 8, 4][i];
         f.taps[i].crop(y0 / s, x0 / s, ch.div_ceil(s), cw.div_ceil(s), flip)
     });
-    let (h16, w16) = seq.s16;
-    let score_map = data::HalfMap::from_map(&crate::model::FeatureMap::new(
-        1,
-        h16,
-        w16,
-        reference.scores[t].clone(),
-    ));
-    let score = score_map.crop(y0 / 16, x0 / 16, ch / 16, cw / 16, flip);
+    let mask = &seq.masks[t];
     let mut label = Vec::with_capacity(ch * cw);
     for y in 0..ch {
         let yy = (y0 + y).min(h - 1);
@@ -153,10 +170,22 @@ fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) 
             label.push(f32::from(mask[yy * w + xx.min(w - 1)] > 0));
         }
     }
-    Example { taps, score, label }
+    (taps, label)
 }
 
-fn batch_tensor(parts: Vec<Vec<f32>>, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+/// A stride-16 score map (full frame) in a crop window.
+pub fn crop_score(
+    seq: &SequenceData,
+    scores: &[f32],
+    (y0, x0, flip): (usize, usize, bool),
+    (ch, cw): (usize, usize),
+) -> Vec<f32> {
+    let (h16, w16) = seq.s16;
+    let map = data::HalfMap::from_map(&crate::model::FeatureMap::new(1, h16, w16, scores.to_vec()));
+    map.crop(y0 / 16, x0 / 16, ch / 16, cw / 16, flip)
+}
+
+pub fn batch_tensor(parts: Vec<Vec<f32>>, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
     let b = parts.len();
     let data: Vec<f32> = parts.into_iter().flatten().collect();
     Tensor::from_data(TensorData::new(data, [b, c, h, w]), device)
@@ -357,8 +386,9 @@ pub fn train(
     Ok(state)
 }
 
-fn checkpoint(
-    model: &Decoder,
+/// Saves a module, its optimiser and the run state (each written beside, then renamed).
+pub(crate) fn checkpoint<M: burn::module::Module + Clone>(
+    model: &M,
     optim: &burn::optim::ModuleOptimizer,
     state: &TrainState,
     files: &RunFiles,

@@ -98,10 +98,13 @@ impl OrtReuse {
 
         let mut g = GraphBuilder::new()?;
         g.feature_input("s8", feature_channels);
+        g.feature_input("last_s8", feature_channels);
         g.feature_input("score8", 1);
         // The template arrives as [1, K·K, 1, 1] and becomes the weight of a 1×1 conv: T·key.
         g.feature_input("template", k * k);
-        let x = concat(&mut g, &["s8", "score8"])?;
+        let diff = g.node("Sub", &["s8", "last_s8"], vec![], None)?;
+        let change = g.node("Abs", &[&diff], vec![], None)?;
+        let x = concat(&mut g, &["s8", "score8", &change])?;
         let key = branch(&mut g, &net.match_key, &x, None)?;
         let shape = g.constant_i64("shape", &[k as i64, k as i64, 1, 1])?;
         let t = g.node("Reshape", &["template", &shape], vec![], None)?;
@@ -187,13 +190,19 @@ impl crate::engine::ReuseEngine for OrtReuse {
     fn gate(
         &mut self,
         s8: &FeatureMap,
+        last_s8: &FeatureMap,
         score8: &FeatureMap,
         template: &[f32],
     ) -> Result<(f32, FeatureMap)> {
         let t = FeatureMap::new(self.keys * self.keys, 1, 1, template.to_vec());
         let mut out = run(
             &mut self.gate,
-            &[("s8", s8), ("score8", score8), ("template", &t)],
+            &[
+                ("s8", s8),
+                ("last_s8", last_s8),
+                ("score8", score8),
+                ("template", &t),
+            ],
             &["logit", "delta"],
         )?;
         let delta = out.remove(1);

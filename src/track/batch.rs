@@ -1,0 +1,166 @@
+//! Tracking every sequence of a dataset split into the DAVIS result layout, sequences in
+//! parallel (`jobs`), with the timing and reuse figures of each.
+
+use super::gate::GatePolicy;
+use super::video::{ObjectReuse, track_frames};
+use super::{Model, TrackerConfig};
+use crate::error::{Error, Result};
+use crate::io::{Dataset, DatasetKind, Mask, mask::read_user_mask};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// One sequence's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct SequenceTiming {
+    pub sequence: String,
+    pub frames: usize,
+    pub seconds: f64,
+    pub fps: f64,
+    pub init_seconds: f64,
+    pub fps_without_init: f64,
+    pub reuse_rate: f64,
+    pub gmacs_per_frame: f64,
+    pub reuse: BTreeMap<u8, ObjectReuse>,
+}
+
+/// The figures of a whole split (`timing.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub engine: String,
+    pub jobs: usize,
+    pub threads_per_job: usize,
+    pub gate: super::gate::GateSettings,
+    pub sequences: Vec<SequenceTiming>,
+    /// Mean of the sequences' FPS.
+    pub mean_fps: f64,
+    pub frames: usize,
+    pub wall_seconds: f64,
+    /// All frames over the wall time.
+    pub throughput_fps: f64,
+    /// Reused object-frames over all tracked object-frames of the split (given frames excluded).
+    pub reuse_rate: f64,
+    /// Mean multiply-accumulates per frame over the split, GMAC.
+    pub gmacs_per_frame: f64,
+}
+
+fn read_mask(kind: DatasetKind, path: &Path) -> Result<Mask> {
+    match kind {
+        DatasetKind::Davis2016 => Mask::read_binary(path),
+        _ => read_user_mask(path),
+    }
+}
+
+/// Tracks every sequence of `dataset` into `<out>/<sequence>/` (per-frame figures in
+/// `<out>/stats/<sequence>.json`, the split's in `<out>/timing.json`), `jobs` sequences at a time
+/// (the config's threads are per job). The `oracle` policy reads every frame's annotation.
+pub fn run_dataset(
+    model: &Model,
+    cfg: &TrackerConfig,
+    dataset: &Dataset,
+    kind: DatasetKind,
+    out: &Path,
+    jobs: usize,
+    tick: &(dyn Fn() + Sync),
+) -> Result<RunSummary> {
+    let jobs = jobs.clamp(1, dataset.sequences.len().max(1));
+    let infos = dataset
+        .sequences
+        .iter()
+        .map(|s| dataset.sequence(s))
+        .collect::<Result<Vec<_>>>()?;
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<SequenceTiming>)>> = Mutex::default();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(info) = infos.get(i) else { break };
+                    let r = (|| -> Result<SequenceTiming> {
+                        let (first, first_ann) = info.annotations.first().ok_or_else(|| {
+                            Error::Invalid(format!("sequence {}: no annotation", info.name))
+                        })?;
+                        let mask = read_mask(kind, first_ann)?;
+                        let read_truth = |i: usize| -> Result<Option<Mask>> {
+                            match info.annotations.iter().find(|(f, _)| *f == i) {
+                                None => Ok(None),
+                                Some((_, p)) => read_mask(kind, p).map(Some),
+                            }
+                        };
+                        let oracle = cfg.gate.policy == GatePolicy::Oracle;
+                        let stats = track_frames(
+                            model,
+                            cfg,
+                            &info.frames,
+                            vec![(*first, mask)],
+                            &out.join(&info.name),
+                            if oracle { Some(&read_truth) } else { None },
+                            tick,
+                        )?;
+                        // Per-frame figures beside the result folders (eval reads only PNGs
+                        // inside them).
+                        let text = serde_json::to_string(&stats)
+                            .map_err(|e| Error::Invalid(e.to_string()))?;
+                        crate::io::atomic::write_bytes(
+                            &out.join("stats").join(format!("{}.json", info.name)),
+                            text.as_bytes(),
+                        )?;
+                        Ok(SequenceTiming {
+                            sequence: info.name.clone(),
+                            frames: stats.frames,
+                            seconds: stats.seconds,
+                            fps: stats.fps,
+                            init_seconds: stats.init_seconds,
+                            fps_without_init: stats.fps_without_init,
+                            reuse_rate: stats.reuse_rate,
+                            gmacs_per_frame: stats.gmacs_per_frame,
+                            reuse: stats.reuse,
+                        })
+                    })();
+                    if let Ok(mut all) = results.lock() {
+                        all.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| Error::Invalid("a worker panicked".into()))?;
+    results.sort_by_key(|(i, _)| *i);
+    let mut sequences = Vec::new();
+    for (_, r) in results {
+        sequences.push(r?);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let frames: usize = sequences.iter().map(|t| t.frames).sum();
+    let (tracked, reused) = sequences
+        .iter()
+        .flat_map(|t| t.reuse.values())
+        .fold((0, 0), |(a, b), r| (a + r.frames, b + r.reused));
+    let summary = RunSummary {
+        engine: crate::engine::resolve(cfg.engine)?.to_string(),
+        jobs,
+        threads_per_job: cfg.threads,
+        gate: cfg.gate,
+        mean_fps: sequences.iter().map(|t| t.fps).sum::<f64>() / sequences.len().max(1) as f64,
+        frames,
+        wall_seconds: wall,
+        throughput_fps: frames as f64 / wall,
+        reuse_rate: reused as f64 / tracked.max(1) as f64,
+        gmacs_per_frame: sequences
+            .iter()
+            .map(|t| t.gmacs_per_frame * t.frames as f64)
+            .sum::<f64>()
+            / frames.max(1) as f64,
+        sequences,
+    };
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::io::atomic::write_bytes(&out.join("timing.json"), text.as_bytes())?;
+    Ok(summary)
+}
