@@ -94,10 +94,19 @@ struct SweepArgs {
     #[arg(long)]
     set: String,
     /// Thresholds τ to run.
-    #[arg(long, value_delimiter = ',', default_value = "1,0.9,0.8,0.7,0.6,0.5,0.3,0.1")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,0.9,0.8,0.7,0.6,0.5,0.3,0.1"
+    )]
     taus: Vec<f32>,
     /// Policies to run (learned, copy, fusion, oracle, never).
-    #[arg(long = "gates", value_delimiter = ',', value_enum, default_value = "learned,copy,fusion,oracle")]
+    #[arg(
+        long = "gates",
+        value_delimiter = ',',
+        value_enum,
+        default_value = "learned,copy,fusion,oracle"
+    )]
     gates: Vec<GatePolicy>,
     /// Output folder: <policy>/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
     #[arg(long)]

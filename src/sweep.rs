@@ -142,7 +142,8 @@ pub fn plot(rows: &[SweepRow]) -> Plotted {
         let jf: Vec<f64> = rows.iter().map(|r| 100.0 * r.jf).collect();
         let lo = jf.iter().cloned().fold(f64::MAX, f64::min) - 2.0;
         let hi = jf.iter().cloned().fold(f64::MIN, f64::max) + 2.0;
-        let panels: [(_, &str, fn(&SweepRow) -> f64); 2] = [
+        type Axis = fn(&SweepRow) -> f64;
+        let panels: [(_, &str, Axis); 2] = [
             (left, "FPS (mean over sequences)", |r| r.fps),
             (right, "reuse rate (%)", |r| 100.0 * r.reuse_rate),
         ];
@@ -215,6 +216,10 @@ mod tests {
         let svg = plot(&rows).expect("plot");
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
         assert!(svg.contains(">learned<") && svg.contains(">copy<"));
-        assert_eq!(svg.matches("<polyline").count(), 4, "one line per policy and panel");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            4,
+            "one line per policy and panel"
+        );
     }
 }

@@ -3,10 +3,10 @@
 
 mod common;
 
+use reuse_vos::engine::BackboneEngine;
 use reuse_vos::engine::ReuseEngine;
 use reuse_vos::engine::burn::{BurnBackbone, BurnReuse, device};
 use reuse_vos::engine::ort::reuse::OrtReuse;
-use reuse_vos::engine::BackboneEngine;
 use reuse_vos::io::{Frame, Mask};
 use reuse_vos::model::FeatureMap;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
@@ -21,10 +21,7 @@ fn rel(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn frame(seq: &str, i: usize) -> Frame {
-    Frame::load(
-        &common::davis2016().join(format!("JPEGImages/480p/{seq}/{i:05}.jpg")),
-    )
-    .unwrap()
+    Frame::load(&common::davis2016().join(format!("JPEGImages/480p/{seq}/{i:05}.jpg"))).unwrap()
 }
 
 fn gt(seq: &str, i: usize) -> Mask {
@@ -39,7 +36,15 @@ fn reuse_modules_parity_burn_vs_ort() {
     let p = BurnBackbone::new(&spec).pyramid(&normalize(&f)).unwrap();
     let dev = device();
     dev.seed(11);
-    let net = ReuseConfig::new().init(&dev);
+    let mut net = ReuseConfig::new().init(&dev);
+    // The untrained gate's last conv is scaled down (P(reuse) ≈ 0.15 whatever the input):
+    // give it unit-size weights so the logit depends on everything before it.
+    let [o, i, _, _] = net.gate_out.weight.val().dims();
+    let w: Vec<f32> = (0..o * i)
+        .map(|k| ((k * 37) % 11) as f32 / 5.0 - 1.0)
+        .collect();
+    net.gate_out.weight =
+        burn::module::Param::from_data(burn::tensor::TensorData::new(w, [o, i, 1, 1]), &dev);
     let mut ort = match OrtReuse::new(&net, p.s8.channels, 2) {
         Ok(o) => o,
         Err(e) if !common::ort_required() => return eprintln!("skipping: {e}"),
@@ -48,7 +53,11 @@ fn reuse_modules_parity_burn_vs_ort() {
     let mut burn = BurnReuse::new(net);
     let (w, h) = (f.width as usize, f.height as usize);
     let (h8, w8) = (p.s8.height, p.s8.width);
-    let full: Vec<f32> = gt("bear", 0).ids.iter().map(|&v| f32::from(v > 0)).collect();
+    let full: Vec<f32> = gt("bear", 0)
+        .ids
+        .iter()
+        .map(|&v| f32::from(v > 0))
+        .collect();
     let mask8 = FeatureMap::new(1, h8, w8, area_downsample(&full, w, h, w8, h8));
 
     let tb = burn.template(&p.s8, &mask8).unwrap();
@@ -56,14 +65,19 @@ fn reuse_modules_parity_burn_vs_ort() {
     let k = ReuseConfig::new().key_channels;
     assert_eq!(tb.len(), k * k);
     let row: f32 = tb[..k].iter().sum();
-    assert!((row - 1.0).abs() < 1e-4, "template rows are softmaxes: {row}");
+    assert!(
+        (row - 1.0).abs() < 1e-4,
+        "template rows are softmaxes: {row}"
+    );
     let r_template = rel(&tb, &to);
 
     let score8 = FeatureMap::new(
         1,
         h8,
         w8,
-        (0..h8 * w8).map(|i| ((i % w8) as f32 / w8 as f32 - 0.3) * 1.5).collect(),
+        (0..h8 * w8)
+            .map(|i| ((i % w8) as f32 / w8 as f32 - 0.3) * 1.5)
+            .collect(),
     );
     let earlier = BurnBackbone::new(&spec)
         .pyramid(&normalize(&frame("bear", 5)))
@@ -77,13 +91,16 @@ fn reuse_modules_parity_burn_vs_ort() {
     );
     let r_delta = rel(&db.data, &dob.data);
     let d_logit = (lb - lo).abs() / lb.abs().max(1e-3);
+    eprintln!("gate logit: burn {lb}, ort {lo}");
 
     let (h16, w16) = (p.s16.height, p.s16.width);
     let state = FeatureMap::new(
         32,
         h16,
         w16,
-        (0..32 * h16 * w16).map(|i| ((i * 7919) % 1000) as f32 / 500.0).collect(),
+        (0..32 * h16 * w16)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0)
+            .collect(),
     );
     let sb = burn.translate(&state, &db).unwrap();
     let so = ort.translate(&state, &db).unwrap();
@@ -99,7 +116,10 @@ fn reuse_modules_parity_burn_vs_ort() {
 
 fn session(policy: GatePolicy, tau: f32) -> Session {
     let model = Model::embedded().unwrap();
-    assert!(model.reuse.is_some(), "the reuse path's weights are embedded");
+    assert!(
+        model.reuse.is_some(),
+        "the reuse path's weights are embedded"
+    );
     Session::new(
         &model,
         TrackerConfig {

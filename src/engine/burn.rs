@@ -7,8 +7,8 @@ use crate::model::backbone::net::{to_map, to_tensor};
 use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, MobileNetV2};
 use crate::model::decoder::Decoder;
 use crate::model::reuse::ReuseNet;
-use ::burn::prelude::{Tensor, TensorData};
 use ::burn::prelude::Device;
+use ::burn::prelude::{Tensor, TensorData};
 
 /// The default Burn device: the pure-Rust CPU backend. Its threads come from rayon's global
 /// pool (`RAYON_NUM_THREADS`).

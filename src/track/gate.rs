@@ -137,16 +137,46 @@ mod tests {
             tau,
             tau2: 0.9,
         };
-        assert_eq!(s(GatePolicy::Learned, 0.7).decide(Some(0.8), None), Path::Reused);
-        assert_eq!(s(GatePolicy::Learned, 0.7).decide(Some(0.7), None), Path::Computed);
-        assert_eq!(s(GatePolicy::Learned, 1.0).decide(Some(1.0), None), Path::Computed);
-        assert_eq!(s(GatePolicy::Never, 0.0).decide(Some(1.0), None), Path::Computed);
-        assert_eq!(s(GatePolicy::Copy, 0.0).decide(Some(0.01), None), Path::Copied);
-        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.95), None), Path::Copied);
-        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.6), None), Path::Reused);
-        assert_eq!(s(GatePolicy::Fusion, 0.5).decide(Some(0.4), None), Path::Computed);
-        assert_eq!(s(GatePolicy::Oracle, 0.8).decide(None, Some(0.9)), Path::Reused);
-        assert_eq!(s(GatePolicy::Oracle, 0.8).decide(Some(1.0), Some(0.5)), Path::Computed);
+        assert_eq!(
+            s(GatePolicy::Learned, 0.7).decide(Some(0.8), None),
+            Path::Reused
+        );
+        assert_eq!(
+            s(GatePolicy::Learned, 0.7).decide(Some(0.7), None),
+            Path::Computed
+        );
+        assert_eq!(
+            s(GatePolicy::Learned, 1.0).decide(Some(1.0), None),
+            Path::Computed
+        );
+        assert_eq!(
+            s(GatePolicy::Never, 0.0).decide(Some(1.0), None),
+            Path::Computed
+        );
+        assert_eq!(
+            s(GatePolicy::Copy, 0.0).decide(Some(0.01), None),
+            Path::Copied
+        );
+        assert_eq!(
+            s(GatePolicy::Fusion, 0.5).decide(Some(0.95), None),
+            Path::Copied
+        );
+        assert_eq!(
+            s(GatePolicy::Fusion, 0.5).decide(Some(0.6), None),
+            Path::Reused
+        );
+        assert_eq!(
+            s(GatePolicy::Fusion, 0.5).decide(Some(0.4), None),
+            Path::Computed
+        );
+        assert_eq!(
+            s(GatePolicy::Oracle, 0.8).decide(None, Some(0.9)),
+            Path::Reused
+        );
+        assert_eq!(
+            s(GatePolicy::Oracle, 0.8).decide(Some(1.0), Some(0.5)),
+            Path::Computed
+        );
         assert_eq!(iou(&[true, false], &[true, true]), 0.5);
         assert_eq!(iou(&[false], &[false]), 1.0);
     }

@@ -12,15 +12,15 @@ use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, ReuseEngine
 use crate::error::{Error, Result};
 use crate::io::{Frame, Mask};
 use crate::model::backbone::{BackboneSpec, normalize};
-use crate::model::reuse::{ReuseConfig, ReuseNet};
-use flops::StageMacs;
-use gate::{GateDecision, GatePolicy, GateSettings, Path};
 use crate::model::decoder::{Decoder, DecoderConfig};
+use crate::model::reuse::{ReuseConfig, ReuseNet};
 use crate::model::target::{
     Sample, TargetConfig, TargetModel, area_downsample, as_matrix, augment, hinge_weights,
 };
 use crate::model::tensor::resize_bilinear;
 use crate::model::{FeatureMap, Weights};
+use flops::StageMacs;
+use gate::{GateDecision, GatePolicy, GateSettings, Path};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -482,8 +482,10 @@ impl Session {
             // Keep objects, decisions and Δs in id order together.
             let mut order: Vec<usize> = (0..self.objects.len()).collect();
             order.sort_by_key(|&k| self.objects[k].id);
-            let mut objects: Vec<Option<ObjectState>> =
-                std::mem::take(&mut self.objects).into_iter().map(Some).collect();
+            let mut objects: Vec<Option<ObjectState>> = std::mem::take(&mut self.objects)
+                .into_iter()
+                .map(Some)
+                .collect();
             let mut ds: Vec<Option<FeatureMap>> = std::mem::take(&mut deltas);
             self.objects = order.iter().filter_map(|&k| objects[k].take()).collect();
             deltas = order.iter().map(|&k| ds[k].take()).collect();
@@ -511,7 +513,12 @@ impl Session {
             ));
         }
         let stage = self.macs.unwrap_or_default();
-        let mut macs = stage.backbone_low + if high.is_some() { stage.backbone_high } else { 0 };
+        let mut macs = stage.backbone_low
+            + if high.is_some() {
+                stage.backbone_high
+            } else {
+                0
+            };
 
         let mut probs = Vec::with_capacity(self.objects.len());
         // Each computed object's projected features, kept for its target-model update below.
@@ -556,14 +563,11 @@ impl Session {
                     }
                 }
                 Path::Reused => {
-                    let (reuse, mem, delta) = match (
-                        self.reuse.as_mut(),
-                        &self.objects[k].memory,
-                        &deltas[k],
-                    ) {
-                        (Some(r), Some(m), Some(d)) => (r, m, d),
-                        _ => unreachable!("reuse is decided only with a memory and a Δ"),
-                    };
+                    let (reuse, mem, delta) =
+                        match (self.reuse.as_mut(), &self.objects[k].memory, &deltas[k]) {
+                            (Some(r), Some(m), Some(d)) => (r, m, d),
+                            _ => unreachable!("reuse is decided only with a memory and a Δ"),
+                        };
                     let t = Instant::now();
                     let state = reuse.translate(&mem.state, delta)?;
                     times.gate_ms += ms(t);
@@ -571,7 +575,12 @@ impl Session {
                         1,
                         mem.score.height,
                         mem.score.width,
-                        mem.score.data.iter().zip(&delta.data).map(|(a, b)| a + b).collect(),
+                        mem.score
+                            .data
+                            .iter()
+                            .zip(&delta.data)
+                            .map(|(a, b)| a + b)
+                            .collect(),
                     );
                     let t = Instant::now();
                     let logits = self.decoder.shallow(&state, &low.s8, &low.s4, &score)?;

@@ -79,10 +79,12 @@ impl Default for GateTrainConfig {
     }
 }
 
+/// One frame's crops: taps (s32, s16, s8, s4), label, score of the reference's target model.
+type CropFrame = ([Vec<f32>; 4], Vec<f32>, Vec<f32>);
+
 /// One clip's crops: the reference frame first, then the clip frames.
 struct Clip {
-    /// Per frame: taps (s32, s16, s8, s4), label, score of the reference's target model.
-    frames: Vec<([Vec<f32>; 4], Vec<f32>, Vec<f32>)>,
+    frames: Vec<CropFrame>,
 }
 
 fn sample_clip(seqs: &[SequenceData], cfg: &GateTrainConfig, rng: &mut impl Rng) -> Clip {
@@ -130,8 +132,12 @@ fn iou(a: &[f32], b: &[f32]) -> f32 {
 /// Saves the reuse path's weights as safetensors.
 pub fn save_reuse(net: &ReuseNet, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    net.save_into(&mut store)
-        .map_err(|e| Error::Invalid(format!("{}: cannot save reuse weights: {e}", path.display())))
+    net.save_into(&mut store).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: cannot save reuse weights: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Trains the reuse path on `dataset` over a frozen `decoder`, into `out` (resumable).
@@ -175,8 +181,8 @@ pub fn train_gate(
     let bytes = std::fs::read(&frozen).map_err(|e| Error::read(&frozen, e))?;
     let channels = crate::track::decoder_channels(&bytes)
         .ok_or_else(|| Error::format(&frozen, "not decoder weights"))?;
-    let decoder = super::load_decoder(&bytes, channels, &device, &frozen.display().to_string())?
-        .no_grad();
+    let decoder =
+        super::load_decoder(&bytes, channels, &device, &frozen.display().to_string())?.no_grad();
     let mut net = ReuseConfig::new().init(&device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut state = TrainState::default();
@@ -198,10 +204,7 @@ pub fn train_gate(
         .open(files.log())
         .map_err(|e| Error::write(files.log(), e))?;
     if state.iteration == 0 {
-        let _ = writeln!(
-            log,
-            "iteration,loss,gp,delta,bce,reuse_rate,margin,seconds"
-        );
+        let _ = writeln!(log, "iteration,loss,gp,delta,bce,reuse_rate,margin,seconds");
     }
     progress.set_length(cfg.iterations as u64);
     progress.set_position(state.iteration as u64);
@@ -230,7 +233,12 @@ pub fn train_gate(
                 batch_tensor(take(&|cl| cl.frames[j].0[i].clone()), c, h, w, &device)
             };
             (
-                [tap(0, fc[0], 32), tap(1, fc[1], 16), tap(2, fc[2], 8), tap(3, fc[3], 4)],
+                [
+                    tap(0, fc[0], 32),
+                    tap(1, fc[1], 16),
+                    tap(2, fc[2], 8),
+                    tap(3, fc[3], 4),
+                ],
                 batch_tensor(take(&|cl| cl.frames[j].1.clone()), 1, ch, cw, &device),
                 batch_tensor(take(&|cl| cl.frames[j].2.clone()), 1, h16, w16, &device),
             )
@@ -261,7 +269,11 @@ pub fn train_gate(
                 .map(|(c, l)| (iou(&c.frames[j].1, l) as f64).max(margin) as f32)
                 .collect();
             let target = Tensor::<1>::from_data(TensorData::new(targets, [b]), &device);
-            let gp = (p.clone() - target).abs().clamp_min(cfg.m2).powi_scalar(2).mean();
+            let gp = (p.clone() - target)
+                .abs()
+                .clamp_min(cfg.m2)
+                .powi_scalar(2)
+                .mean();
             let moved = last_score.clone() + out.delta.clone();
             let l_delta = (moved.clone() - score.clone()).powi_scalar(2).mean();
             let state_t = net.translate(last_state.clone(), out.delta);
@@ -292,7 +304,8 @@ pub fn train_gate(
                     *l = clips[i].frames[j].1.clone();
                 }
             }
-            let keep = Tensor::<1>::from_data(TensorData::new(keep, [b]), &device).reshape([b, 1, 1, 1]);
+            let keep =
+                Tensor::<1>::from_data(TensorData::new(keep, [b]), &device).reshape([b, 1, 1, 1]);
             let fresh_state = decoder.forward_deep(s32, s16, score.clone()).detach();
             let inv = keep.clone().neg() + 1.0;
             last_score = last_score * keep.clone() + score * inv.clone();
@@ -314,7 +327,11 @@ pub fn train_gate(
             reused as f64 / (n * b as f64),
         ];
         for (a, v) in avg.iter_mut().zip(now) {
-            *a = if state.iteration == 1 { v } else { 0.98 * *a + 0.02 * v };
+            *a = if state.iteration == 1 {
+                v
+            } else {
+                0.98 * *a + 0.02 * v
+            };
         }
         let _ = writeln!(
             log,

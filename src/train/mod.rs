@@ -185,7 +185,13 @@ pub fn crop_score(
     map.crop(y0 / 16, x0 / 16, ch / 16, cw / 16, flip)
 }
 
-pub fn batch_tensor(parts: Vec<Vec<f32>>, c: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+pub fn batch_tensor(
+    parts: Vec<Vec<f32>>,
+    c: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Tensor<4> {
     let b = parts.len();
     let data: Vec<f32> = parts.into_iter().flatten().collect();
     Tensor::from_data(TensorData::new(data, [b, c, h, w]), device)

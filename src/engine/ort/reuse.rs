@@ -126,7 +126,39 @@ impl OrtReuse {
         )?;
         let h = conv(&mut g, &pooled, &net.gate_conv, None)?;
         let h = g.node("Relu", &[&h], vec![], None)?;
-        let h = g.node("GlobalMaxPool", &[&h], vec![], None)?;
+        let hmax = g.node("GlobalMaxPool", &[&h], vec![], None)?;
+        let hmean = g.node("GlobalAveragePool", &[&h], vec![], None)?;
+        // Mean over where the object was: the last score in [0, 1], pooled as the gate map.
+        let zero = g.constant("zero", &[], &[0.0])?;
+        let one = g.constant("one", &[], &[1.0])?;
+        let w = g.node("Clip", &["score8", &zero, &one], vec![], None)?;
+        let w = g.node(
+            "MaxPool",
+            &[&w],
+            vec![
+                Attribute::new("kernel_shape", vec![4i64, 4]).map_err(err)?,
+                Attribute::new("strides", vec![4i64, 4]).map_err(err)?,
+            ],
+            None,
+        )?;
+        let w = g.node(
+            "MaxPool",
+            &[&w],
+            vec![
+                Attribute::new("kernel_shape", vec![3i64, 3]).map_err(err)?,
+                Attribute::new("strides", vec![2i64, 2]).map_err(err)?,
+                Attribute::new("pads", vec![1i64, 1, 1, 1]).map_err(err)?,
+            ],
+            None,
+        )?;
+        let hw = g.node("Mul", &[&h, &w], vec![], None)?;
+        let axes = g.constant_i64("axes", &[2, 3])?;
+        let num = g.node("ReduceSum", &[&hw, &axes], vec![], None)?;
+        let den = g.node("ReduceSum", &[&w, &axes], vec![], None)?;
+        let eps = g.constant("eps", &[], &[1e-3])?;
+        let den = g.node("Add", &[&den, &eps], vec![], None)?;
+        let on_object = g.node("Div", &[&num, &den], vec![], None)?;
+        let h = concat(&mut g, &[&hmax, &hmean, &on_object])?;
         conv(&mut g, &h, &net.gate_out, Some("logit"))?;
         g.feature_output("delta", 1);
         g.feature_output("logit", 1);
@@ -164,7 +196,11 @@ pub fn template_product(value: &FeatureMap, key: &FeatureMap) -> Vec<f32> {
         let mut row: Vec<f64> = (0..k)
             .map(|j| {
                 let kj = &key.data[j * n..(j + 1) * n];
-                vi.iter().zip(kj).map(|(&a, &b)| f64::from(a * b)).sum::<f64>() * scale
+                vi.iter()
+                    .zip(kj)
+                    .map(|(&a, &b)| f64::from(a * b))
+                    .sum::<f64>()
+                    * scale
             })
             .collect();
         let max = row.iter().cloned().fold(f64::MIN, f64::max);

@@ -14,9 +14,11 @@
 //!   block — Fig. 5a).
 //!
 //! Differences from the reference, on purpose: the gate has one logit and a sigmoid (the
-//! reference's two-way softmax is the same function of the logit difference) and a ReLU after
-//! its first conv instead of a BatchNorm (batches of a few crops make batch statistics noise);
-//! every branch is 1×1 → LeakyReLU → grouped 5×5 → LeakyReLU.
+//! reference's two-way softmax is the same function of the logit difference), a ReLU after
+//! its first conv instead of a BatchNorm (batches of a few crops make batch statistics noise),
+//! and global max ⊕ mean ⊕ on-object mean pooling before its last conv instead of adaptive max
+//! pools to 7×7 and 3×3 (any frame size, on both engines; see `gate` for why); every branch is 1×1 → LeakyReLU → grouped 5×5 →
+//! LeakyReLU.
 
 use crate::model::decoder::Rrb;
 use burn::module::Param;
@@ -114,7 +116,8 @@ impl ReuseConfig {
             self.state_channels,
             self.translator_channels,
         );
-        let mut gate_out = conv(self.gate_channels, 1, 1, 1, 1, 1, device);
+        // Reads the global max, the global mean and the on-object mean of each gate channel.
+        let mut gate_out = conv(3 * self.gate_channels, 1, 1, 1, 1, 1, device);
         // Start with P(reuse) ≈ initial_reuse whatever the input: small weights, biased logit.
         // (Fresh leaf parameters from data: a `map`ped parameter would be a graph node.)
         let small = gate_out.weight.val().mul_scalar(0.1).into_data();
@@ -209,13 +212,33 @@ impl ReuseNet {
         score8: Tensor<4>,
         template: Tensor<3>,
     ) -> GateOutput {
-        let d = self.dissimilarity(s8, last_s8, score8, template);
+        let d = self.dissimilarity(s8, last_s8, score8.clone(), template);
         let delta = self.delta.forward(d.clone());
         let b = d.dims()[0];
-        // Max-pool to stride 32, conv, then a global max: any frame of at least 32×32 pixels.
-        let pooled = MaxPool2dConfig::new([4, 4]).init().forward(d);
-        let g = relu(self.gate_conv.forward(pooled));
-        let g = g.max_dim(3).max_dim(2);
+        // Max-pool to stride 32, conv (→ stride 64), then three poolings: the global max, the
+        // global mean, and the mean over where the object was (the last computed score,
+        // clamped to [0, 1] and max-pooled the same way). Any frame of at least 32×32 pixels.
+        // Why: a global max alone sees only the most changed spot (with a panning camera,
+        // every frame), and whole-frame statistics confound object size with motion — a
+        // large object moving changes many features yet keeps a high IoU; trained on them the
+        // gate gave a cut to another video a higher P(reuse) than the same frame repeated.
+        let pool4 = MaxPool2dConfig::new([4, 4]).init();
+        let g = relu(self.gate_conv.forward(pool4.forward(d)));
+        let where_ = MaxPool2dConfig::new([3, 3])
+            .with_strides([2, 2])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init()
+            .forward(pool4.forward(score8.clamp(0.0, 1.0)));
+        let area = where_.clone().sum_dim(3).sum_dim(2) + 1e-3;
+        let on_object = (g.clone() * where_).sum_dim(3).sum_dim(2) / area;
+        let g = Tensor::cat(
+            vec![
+                g.clone().max_dim(3).max_dim(2),
+                g.mean_dim(3).mean_dim(2),
+                on_object,
+            ],
+            1,
+        );
         let logit = self.gate_out.forward(g).reshape([b]);
         GateOutput { logit, delta }
     }
@@ -231,6 +254,7 @@ impl ReuseNet {
             ],
             1,
         );
-        self.translate_rrb.forward(self.translate_fuse.forward(branches))
+        self.translate_rrb
+            .forward(self.translate_fuse.forward(branches))
     }
 }
