@@ -215,11 +215,18 @@ mod tests {
         ];
         let svg = plot(&rows).expect("plot");
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
-        assert!(svg.contains(">learned<") && svg.contains(">copy<"));
+        assert!(
+            svg.contains("\nlearned\n") && svg.contains("\ncopy\n"),
+            "legend"
+        );
         assert_eq!(
-            svg.matches("<polyline").count(),
-            4,
-            "one line per policy and panel"
+            svg.matches("<circle").count(),
+            8,
+            "a marker per run and panel"
+        );
+        assert!(
+            svg.matches("<polyline").count() >= 4,
+            "a line per policy and panel"
         );
     }
 }
