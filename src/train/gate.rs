@@ -14,19 +14,18 @@
 //!   score the full path would compute), not of the label as in the reference;
 //! * BCE of the reuse path's mask (translator + shallow decoder) against GT_t.
 
-use super::data::{self, SequenceData};
+use super::data::SequenceData;
 use super::{
     RunFiles, TrainState, batch_tensor, bce_with_logits, checkpoint, crop_frame, crop_score,
-    crop_window,
+    crop_window, open_log,
 };
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::model::decoder::{Decoder, resize};
 use crate::model::reuse::{ReuseConfig, ReuseNet};
-use crate::model::target::TargetConfig;
 use burn::nn::pool::AvgPool2dConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::sigmoid;
@@ -155,21 +154,7 @@ pub fn train_gate(
         dir: out.to_path_buf(),
     };
     let start = Instant::now();
-    let target_cfg = TargetConfig::default();
-    let mut seqs = Vec::new();
-    progress.set_length(dataset.sequences.len() as u64);
-    progress.set_message("caching features and target scores");
-    for name in &dataset.sequences {
-        seqs.push(data::load_sequence(
-            dataset,
-            name,
-            engine,
-            &target_cfg,
-            cfg.ref_every,
-            cfg.augment,
-        )?);
-        progress.inc(1);
-    }
+    let seqs = super::cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
     let prep = start.elapsed().as_secs_f64();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
@@ -183,29 +168,13 @@ pub fn train_gate(
         .ok_or_else(|| Error::format(&frozen, "not decoder weights"))?;
     let decoder =
         super::load_decoder(&bytes, channels, &device, &frozen.display().to_string())?.no_grad();
-    let mut net = ReuseConfig::new().init(&device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut state = TrainState::default();
-    if resume && files.state().is_file() {
-        let text =
-            std::fs::read_to_string(files.state()).map_err(|e| Error::read(files.state(), e))?;
-        state =
-            serde_json::from_str(&text).map_err(|e| Error::format(files.state(), e.to_string()))?;
-        net = net
-            .try_load_file(files.model())
-            .map_err(|e| Error::format(files.model(), e.to_string()))?;
-        optim = optim
-            .load(files.optim())
-            .map_err(|e| Error::format(files.optim(), e.to_string()))?;
-    }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(files.log())
-        .map_err(|e| Error::write(files.log(), e))?;
-    if state.iteration == 0 {
-        let _ = writeln!(log, "iteration,loss,gp,delta,bce,reuse_rate,margin,seconds");
-    }
+    let (mut net, mut optim, mut state) =
+        super::start_or_resume(&files, ReuseConfig::new().init(&device), resume)?;
+    let mut log = open_log(
+        &files,
+        "iteration,loss,gp,delta,bce,reuse_rate,margin,seconds",
+        state.iteration == 0,
+    )?;
     progress.set_length(cfg.iterations as u64);
     progress.set_position(state.iteration as u64);
     progress.set_message("training the reuse path");

@@ -249,6 +249,68 @@ pub fn load_decoder(
     Ok(dec)
 }
 
+/// Caches every sequence's backbone taps (f16) and its reference target models' scores.
+pub(crate) fn cache_sequences(
+    dataset: &Dataset,
+    engine: &mut dyn BackboneEngine,
+    ref_every: usize,
+    augment: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<SequenceData>> {
+    let target_cfg = TargetConfig::default();
+    let mut seqs = Vec::new();
+    progress.set_length(dataset.sequences.len() as u64);
+    progress.set_message("caching features and target scores");
+    for name in &dataset.sequences {
+        seqs.push(data::load_sequence(
+            dataset,
+            name,
+            engine,
+            &target_cfg,
+            ref_every,
+            augment,
+        )?);
+        progress.inc(1);
+    }
+    Ok(seqs)
+}
+
+/// A fresh Adam optimiser and state for `model`, or, with `resume` and a checkpoint in the
+/// run folder, the model, optimiser and state saved there.
+pub(crate) fn start_or_resume<M: burn::module::Module>(
+    files: &RunFiles,
+    model: M,
+    resume: bool,
+) -> Result<(M, burn::optim::ModuleOptimizer, TrainState)> {
+    let optim = AdamConfig::new().with_epsilon(1e-8).init();
+    if !(resume && files.state().is_file()) {
+        return Ok((model, optim, TrainState::default()));
+    }
+    let text = std::fs::read_to_string(files.state()).map_err(|e| Error::read(files.state(), e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| Error::format(files.state(), e.to_string()))?;
+    let model = model
+        .try_load_file(files.model())
+        .map_err(|e| Error::format(files.model(), e.to_string()))?;
+    let optim = optim
+        .load(files.optim())
+        .map_err(|e| Error::format(files.optim(), e.to_string()))?;
+    Ok((model, optim, state))
+}
+
+/// The run's `loss.csv`, appended to; a fresh run writes `header` first.
+pub(crate) fn open_log(files: &RunFiles, header: &str, fresh: bool) -> Result<std::fs::File> {
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(files.log())
+        .map_err(|e| Error::write(files.log(), e))?;
+    if fresh {
+        let _ = writeln!(log, "{header}");
+    }
+    Ok(log)
+}
+
 /// Trains the decoder on the sequences of `split` and writes checkpoints and the weights into
 /// `out`. With `resume`, continues from the checkpoint there.
 pub fn train(
@@ -264,48 +326,17 @@ pub fn train(
         dir: out.to_path_buf(),
     };
     let start = Instant::now();
-    let target_cfg = TargetConfig::default();
-    let mut seqs = Vec::new();
-    progress.set_length(dataset.sequences.len() as u64);
-    progress.set_message("caching features and target scores");
-    for name in &dataset.sequences {
-        seqs.push(data::load_sequence(
-            dataset,
-            name,
-            engine,
-            &target_cfg,
-            cfg.ref_every,
-            cfg.augment,
-        )?);
-        progress.inc(1);
-    }
+    let seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
     let prep = start.elapsed().as_secs_f64();
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let dcfg = DecoderConfig::new().with_channels(cfg.decoder.channels);
-    let mut model = dcfg.init(&device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut state = TrainState::default();
-    if resume && files.state().is_file() {
-        let text =
-            std::fs::read_to_string(files.state()).map_err(|e| Error::read(files.state(), e))?;
-        state =
-            serde_json::from_str(&text).map_err(|e| Error::format(files.state(), e.to_string()))?;
-        model = model
-            .try_load_file(files.model())
-            .map_err(|e| Error::format(files.model(), e.to_string()))?;
-        optim = optim
-            .load(files.optim())
-            .map_err(|e| Error::format(files.optim(), e.to_string()))?;
-    }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(files.log())
-        .map_err(|e| Error::write(files.log(), e))?;
-    if state.iteration == 0 {
-        let _ = writeln!(log, "iteration,loss,iou,lr,seconds");
-    }
+    let (mut model, mut optim, mut state) = start_or_resume(&files, dcfg.init(&device), resume)?;
+    let mut log = open_log(
+        &files,
+        "iteration,loss,iou,lr,seconds",
+        state.iteration == 0,
+    )?;
     progress.set_length(cfg.iterations as u64);
     progress.set_position(state.iteration as u64);
     progress.set_message("training");
