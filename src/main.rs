@@ -203,6 +203,10 @@ struct TrainArgs {
     /// `--stage gate`: frames after the reference in each clip.
     #[arg(long, default_value_t = 4)]
     clip: usize,
+    /// `--stage gate`: weight of an extra loss pulling the translated decoder state towards
+    /// the deep stages' state (0 = the paper's loss).
+    #[arg(long, default_value_t = 0.0)]
+    state_loss: f64,
     /// `--stage gate`: largest gap between consecutive clip frames.
     #[arg(long, default_value_t = 10)]
     max_step: usize,
@@ -655,6 +659,7 @@ fn run_train_gate(
         clip: args.clip.max(1),
         max_step: args.max_step.max(1),
         snapshot_every: args.snapshot_every,
+        state_loss: args.state_loss.max(0.0),
         ..Default::default()
     };
     let bar = progress_bar(0, "train");

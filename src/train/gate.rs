@@ -55,6 +55,10 @@ pub struct GateTrainConfig {
     pub seed: u64,
     pub checkpoint_minutes: f64,
     pub snapshot_every: usize,
+    /// Weight of an extra loss (not in the paper): mean squared error between the translated
+    /// decoder state and the state the deep stages give on the frame. 0 = the paper's loss.
+    #[serde(default)]
+    pub state_loss: f64,
 }
 
 impl Default for GateTrainConfig {
@@ -74,6 +78,7 @@ impl Default for GateTrainConfig {
             seed: 2,
             checkpoint_minutes: 5.0,
             snapshot_every: 250,
+            state_loss: 0.0,
         }
     }
 }
@@ -245,14 +250,19 @@ pub fn train_gate(
                 .mean();
             let moved = last_score.clone() + out.delta.clone();
             let l_delta = (moved.clone() - score.clone()).powi_scalar(2).mean();
+            let fresh_state = decoder.forward_deep(s32, s16, score.clone()).detach();
             let state_t = net.translate(last_state.clone(), out.delta);
+            let l_state = (state_t.clone() - fresh_state.clone())
+                .powi_scalar(2)
+                .mean()
+                .mul_scalar(cfg.state_loss);
             let logits = resize(
                 decoder.forward_shallow(state_t, s8.clone(), s4, moved),
                 ch,
                 cw,
             );
             let bce = bce_with_logits(logits, label);
-            let loss = gp.clone() + l_delta.clone() + bce.clone();
+            let loss = gp.clone() + l_delta.clone() + bce.clone() + l_state;
             gp_sum += f64::from(gp.into_scalar::<f32>());
             delta_sum += f64::from(l_delta.into_scalar::<f32>());
             bce_sum += f64::from(bce.into_scalar::<f32>());
@@ -275,7 +285,6 @@ pub fn train_gate(
             }
             let keep =
                 Tensor::<1>::from_data(TensorData::new(keep, [b]), &device).reshape([b, 1, 1, 1]);
-            let fresh_state = decoder.forward_deep(s32, s16, score.clone()).detach();
             let inv = keep.clone().neg() + 1.0;
             last_score = last_score * keep.clone() + score * inv.clone();
             last_state = last_state * keep.clone() + fresh_state * inv.clone();
