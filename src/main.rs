@@ -630,14 +630,18 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         &bar,
     )?;
     bar.finish();
+    report_trained(&state, start, &args.out.join("decoder.safetensors"));
+    Ok(())
+}
+
+fn report_trained(state: &reuse_vos::train::TrainState, start: std::time::Instant, weights: &Path) {
     println!(
         "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
         state.iteration,
         state.seconds,
         start.elapsed().as_secs_f64(),
-        args.out.join("decoder.safetensors").display()
+        weights.display()
     );
-    Ok(())
 }
 
 fn run_train_gate(
@@ -674,13 +678,7 @@ fn run_train_gate(
         &bar,
     )?;
     bar.finish();
-    println!(
-        "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
-        state.iteration,
-        state.seconds,
-        start.elapsed().as_secs_f64(),
-        args.out.join("reuse.safetensors").display()
-    );
+    report_trained(&state, start, &args.out.join("reuse.safetensors"));
     Ok(())
 }
 

@@ -89,6 +89,11 @@ impl GateSettings {
         self.policy != GatePolicy::Never && self.tau < 1.0
     }
 
+    /// Whether some frame can copy the previous mask.
+    pub fn copies(&self) -> bool {
+        self.can_reuse() && matches!(self.policy, GatePolicy::Copy | GatePolicy::Fusion)
+    }
+
     /// Whether the learned gate (and Δ) must run for a frame.
     pub fn runs_gate(&self) -> bool {
         self.can_reuse()

@@ -11,7 +11,7 @@ pub mod video;
 use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, ReuseEngine};
 use crate::error::{Error, Result};
 use crate::io::{Frame, Mask};
-use crate::model::backbone::{BackboneSpec, normalize};
+use crate::model::backbone::{BackboneSpec, HighFeatures, normalize};
 use crate::model::decoder::{Decoder, DecoderConfig};
 use crate::model::reuse::{ReuseConfig, ReuseNet};
 use crate::model::target::{
@@ -203,7 +203,8 @@ pub struct ObjectState {
     /// Computed frames since the object was (re)initialised.
     pub frames: usize,
     memory: Option<ReuseMemory>,
-    /// The object's probability on the previous frame (what `copy` reuses).
+    /// The object's probability on the previous frame (what `copy` reuses; kept only by
+    /// policies that copy).
     previous: Vec<f32>,
 }
 
@@ -361,7 +362,64 @@ impl Session {
         times.backbone_ms = ms(t);
         let given_ids = given.as_ref().map(|m| m.object_ids()).unwrap_or_default();
 
-        // Decisions first: the deep backbone stages run once, only if some object needs them.
+        // Objects whose mask is given (re)start first; they need the deep stages.
+        let mut deep = None;
+        if given.is_some() {
+            deep = Some(self.deep_features(&low.s8, &mut times)?);
+        }
+        if let (Some(mask), Some((hf, x))) = (&given, &deep) {
+            let t = Instant::now();
+            for &id in &given_ids {
+                let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
+                let target = fit_target(
+                    self.backbone.as_mut(),
+                    frame,
+                    &binary,
+                    x,
+                    &self.config.target,
+                    self.config.augment,
+                )?;
+                let memory = match self.reuse.as_mut() {
+                    Some(reuse) => {
+                        let full: Vec<f32> = binary.iter().map(|&b| f32::from(b)).collect();
+                        let (h8, w8) = (low.s8.height, low.s8.width);
+                        let mask8 =
+                            FeatureMap::new(1, h8, w8, area_downsample(&full, w, h, w8, h8));
+                        let template = reuse.template(&low.s8, &mask8)?;
+                        let score = target.score(x);
+                        let state = self.decoder.deep(&hf.s32, &hf.s16, &score)?;
+                        Some(ReuseMemory {
+                            template,
+                            score,
+                            state,
+                            s8: low.s8.clone(),
+                            truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
+                        })
+                    }
+                    None => None,
+                };
+                let previous = binary.iter().map(|&b| f32::from(b)).collect();
+                match self.objects.iter_mut().find(|o| o.id == id) {
+                    Some(o) => {
+                        o.target = target;
+                        o.frames = 0;
+                        o.memory = memory;
+                        o.previous = previous;
+                    }
+                    None => self.objects.push(ObjectState {
+                        id,
+                        target,
+                        frames: 0,
+                        memory,
+                        previous,
+                    }),
+                }
+            }
+            self.objects.sort_by_key(|o| o.id);
+            times.init_ms = ms(t);
+        }
+
+        // Decisions: the deep backbone stages run once, only if some object needs them.
         let t = Instant::now();
         let mut decisions = Vec::with_capacity(self.objects.len());
         let mut deltas = Vec::with_capacity(self.objects.len());
@@ -406,93 +464,13 @@ impl Session {
         }
         times.gate_ms += ms(t);
 
-        let needs_high = given.is_some() || decisions.iter().any(|d| d.path == Path::Computed);
-        let high = if needs_high {
-            let t = Instant::now();
-            let high = self.backbone.high(&low.s8)?;
-            times.backbone_ms += ms(t);
-            Some(high)
-        } else {
-            None
-        };
-        let target_input = high.as_ref().map(|hf| {
-            let t = Instant::now();
-            let x = self.config.target.input.map(&hf.s16, &hf.s32);
-            times.target_ms += ms(t);
-            x
-        });
-
-        if let (Some(mask), Some(hf), Some(x)) = (&given, &high, &target_input) {
-            let t = Instant::now();
-            for &id in &given_ids {
-                let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
-                let target = fit_target(
-                    self.backbone.as_mut(),
-                    frame,
-                    &binary,
-                    x,
-                    &self.config.target,
-                    self.config.augment,
-                )?;
-                let memory = match self.reuse.as_mut() {
-                    Some(reuse) => {
-                        let full: Vec<f32> = binary.iter().map(|&b| f32::from(b)).collect();
-                        let (h8, w8) = (low.s8.height, low.s8.width);
-                        let mask8 =
-                            FeatureMap::new(1, h8, w8, area_downsample(&full, w, h, w8, h8));
-                        let template = reuse.template(&low.s8, &mask8)?;
-                        let score = target.score(x);
-                        let state = self.decoder.deep(&hf.s32, &hf.s16, &score)?;
-                        Some(ReuseMemory {
-                            template,
-                            score,
-                            state,
-                            s8: low.s8.clone(),
-                            truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
-                        })
-                    }
-                    None => None,
-                };
-                let previous = binary.iter().map(|&b| f32::from(b)).collect();
-                match self.objects.iter_mut().find(|o| o.id == id) {
-                    Some(o) => {
-                        o.target = target;
-                        o.frames = 0;
-                        o.memory = memory;
-                        o.previous = previous;
-                    }
-                    None => {
-                        self.objects.push(ObjectState {
-                            id,
-                            target,
-                            frames: 0,
-                            memory,
-                            previous,
-                        });
-                        decisions.push(GateDecision {
-                            p_reuse: None,
-                            oracle_iou: None,
-                            path: Path::Given,
-                        });
-                        deltas.push(None);
-                        path_ms.push(0.0);
-                    }
-                }
-            }
-            // Keep objects, decisions and Δs in id order together.
-            let mut order: Vec<usize> = (0..self.objects.len()).collect();
-            order.sort_by_key(|&k| self.objects[k].id);
-            let mut objects: Vec<Option<ObjectState>> = std::mem::take(&mut self.objects)
-                .into_iter()
-                .map(Some)
-                .collect();
-            let mut ds: Vec<Option<FeatureMap>> = std::mem::take(&mut deltas);
-            self.objects = order.iter().filter_map(|&k| objects[k].take()).collect();
-            deltas = order.iter().map(|&k| ds[k].take()).collect();
-            decisions = order.iter().map(|&k| decisions[k]).collect();
-            path_ms = order.iter().map(|&k| path_ms[k]).collect();
-            times.init_ms = ms(t);
+        if deep.is_none() && decisions.iter().any(|d| d.path == Path::Computed) {
+            deep = Some(self.deep_features(&low.s8, &mut times)?);
         }
+        let (high, target_input) = match deep {
+            Some((h, x)) => (Some(h), Some(x)),
+            None => (None, None),
+        };
 
         let size = (low.s8.height, low.s8.width);
         if self.macs.is_none() {
@@ -535,7 +513,7 @@ impl Session {
                     let mask = given.as_ref().expect("given objects have a mask");
                     probs.push(mask.ids.iter().map(|&v| f32::from(v == id)).collect());
                 }
-                Path::Copied => probs.push(self.objects[k].previous.clone()),
+                Path::Copied => probs.push(std::mem::take(&mut self.objects[k].previous)),
                 Path::Computed => {
                     let (hf, x) = match (&high, &target_input) {
                         (Some(hf), Some(x)) => (hf, x),
@@ -600,6 +578,8 @@ impl Session {
         let (sh, sw) = target_input
             .as_ref()
             .map_or((0, 0), |x| (x.height, x.width));
+        // Only a policy that copies needs last frame's probabilities (a full-resolution map).
+        let keep_previous = self.config.gate.copies();
         let mut objects = Vec::with_capacity(ids.len());
         for (k, o) in self.objects.iter_mut().enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
@@ -610,7 +590,9 @@ impl Session {
                 let label = area_downsample(&soft[k], w, h, sw, sh);
                 refined = o.target.update(z, label, (sh, sw), area, w * h, 16.0);
             }
-            o.previous = std::mem::take(&mut probs[k]);
+            if keep_previous {
+                o.previous = probs[k].clone();
+            }
             objects.push(ObjectFrame {
                 id: o.id,
                 area,
@@ -630,14 +612,28 @@ impl Session {
                 height: frame.height,
                 ids: labels,
             },
-            probabilities: ids
-                .into_iter()
-                .zip(self.objects.iter().map(|o| o.previous.clone()))
-                .collect(),
+            probabilities: ids.into_iter().zip(probs).collect(),
             objects,
             times,
             macs,
         })
+    }
+}
+
+impl Session {
+    /// The deep backbone stages from the stride-8 tap, and the target models' input from them.
+    fn deep_features(
+        &mut self,
+        s8: &FeatureMap,
+        times: &mut StageTimes,
+    ) -> Result<(HighFeatures, FeatureMap)> {
+        let t = Instant::now();
+        let high = self.backbone.high(s8)?;
+        times.backbone_ms += ms(t);
+        let t = Instant::now();
+        let x = self.config.target.input.map(&high.s16, &high.s32);
+        times.target_ms += ms(t);
+        Ok((high, x))
     }
 }
 
