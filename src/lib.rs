@@ -10,6 +10,8 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod output;
+pub mod segment;
 pub mod sweep;
 pub mod track;
 pub mod train;

@@ -40,6 +40,8 @@ enum Command {
     Run(RunArgs),
     /// Run a split at several reuse thresholds and policies: table (CSV, markdown) and plot.
     Sweep(SweepArgs),
+    /// One self-contained HTML report of a segment, run or sweep output folder.
+    Report(ReportArgs),
     /// Train the refinement decoder (backbone frozen) on a DAVIS-2016 split.
     Train(TrainArgs),
     /// Speed benchmarks (median of repeated runs after warm-up).
@@ -49,16 +51,52 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SegmentArgs {
-    /// Folder of frames (JPEG/PNG, in name order).
-    frames: PathBuf,
-    /// Mask of the first frame: palette PNG (ids 1..N) or grey PNG (0/255, one object).
-    #[arg(long)]
-    mask: PathBuf,
-    /// Output folder: one palette PNG per frame, named like the frame, and stats.json.
+    /// A video file (anything ffmpeg reads: mp4, mov, webm, mkv...) or a folder of frames
+    /// (JPEG/PNG, in name order).
+    input: PathBuf,
+    /// A mask: `<png>` for the first frame tracked, or `<frame>:<png>` for any frame (repeat
+    /// the option). A later mask adds the objects it holds that are new and restarts those that
+    /// exist from it. Palette PNG (ids 1..N) or grey PNG (0/255, one object).
+    #[arg(long, required = true)]
+    mask: Vec<reuse_vos::segment::MaskSpec>,
+    /// Output folder: one palette PNG per frame (named like the frames; a video's frames are
+    /// 00000.png, 00001.png, ... by frame index) and stats.json.
     #[arg(long)]
     out: PathBuf,
+    /// First frame index of the range (default: the first mask, or 0 with --reverse).
+    #[arg(long)]
+    start: Option<usize>,
+    /// Last frame index of the range, inclusive (default: the end of the video, or the last
+    /// mask with --reverse).
+    #[arg(long)]
+    end: Option<usize>,
+    /// Track at this size of the longest side; masks are written at the original size.
+    #[arg(long)]
+    max_side: Option<u32>,
+    /// Propagate backwards, from the last annotated frame to --start.
+    #[arg(long)]
+    reverse: bool,
+    /// Write a video of the frames with the masks drawn on them (.mp4, .mov, .mkv, .webm);
+    /// objects reused rather than computed carry an "R" badge.
+    #[arg(long)]
+    overlay: Option<PathBuf>,
+    /// Write soft alpha mattes: <dir>/<object id>/<frame>.png (8-bit grey).
+    #[arg(long)]
+    matte: Option<PathBuf>,
+    /// Continue an interrupted run of the same command from its last finished frame.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A `segment`, `run` or `sweep` output folder.
+    dir: PathBuf,
+    /// The HTML file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +117,10 @@ struct RunArgs {
     /// Sequences tracked at the same time (each with threads/jobs threads).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Track only shard i of n (0 <= i < n: every n-th sequence from the i-th), for a job
+    /// array; shards write disjoint files (timing-i-of-n.json), merged by directory union.
+    #[arg(long)]
+    shard: Option<reuse_vos::track::batch::Shard>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -357,17 +399,17 @@ fn open_davis(
     year: u16,
     set: Option<&str>,
     sequences: Option<&[String]>,
-) -> anyhow::Result<(DatasetKind, Dataset)> {
+) -> anyhow::Result<Dataset> {
     let kind = if year == 2016 {
         DatasetKind::Davis2016
     } else {
         DatasetKind::Davis2017
     };
-    Ok((kind, Dataset::open(root, kind, set, sequences)?))
+    Ok(Dataset::open(root, kind, set, sequences)?)
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let (_, dataset) = open_davis(
+    let dataset = open_davis(
         &args.davis,
         args.year,
         args.set.as_deref(),
@@ -454,36 +496,55 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
     cfg
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    reuse_vos::io::atomic::write_bytes(path, text.as_bytes())?;
-    Ok(())
-}
-
 fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
-    let frames = reuse_vos::io::list_images(&args.frames)?;
-    let first = frames
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("{}: no JPEG/PNG frames", args.frames.display()))?;
-    let frame0 = Frame::load(first)?;
-    let mask = reuse_vos::io::mask::read_user_mask(&args.mask)?;
-    reuse_vos::io::mask::check_first_mask(&mask, frame0.width, frame0.height, &args.mask)?;
+    use reuse_vos::segment::{SegmentJob, SegmentOutcome, segment};
+    let job = SegmentJob {
+        input: args.input,
+        masks: args.mask,
+        out: args.out,
+        start: args.start,
+        end: args.end,
+        max_side: args.max_side,
+        reverse: args.reverse,
+        overlay: args.overlay,
+        matte: args.matte,
+        resume: args.resume,
+    };
     let model = load_model(&args.model)?;
-    let bar = progress_bar(frames.len() as u64, "segment");
-    let stats = reuse_vos::track::video::track_frames(
+    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+    let outcome = segment(
         &model,
         &tracker_config(&args.model, args.model.engine.threads),
-        &frames,
-        vec![(0, mask)],
-        &args.out,
-        None,
-        &|| bar.inc(1),
-    )?;
-    bar.finish_and_clear();
-    write_json(&args.out.join("stats.json"), &stats)?;
+        &job,
+        &mut |n| {
+            let b = match n {
+                Some(n) => progress_bar(n as u64, "segment"),
+                None => indicatif::ProgressBar::new_spinner().with_message("segment"),
+            };
+            let _ = bar.set(b);
+        },
+        &|| {
+            if let Some(b) = bar.get() {
+                b.inc(1);
+            }
+        },
+    );
+    if let Some(b) = bar.get() {
+        b.finish_and_clear();
+    }
+    let stats = match outcome? {
+        SegmentOutcome::AlreadyComplete => {
+            println!(
+                "{}: already complete (stats.json present, nothing to resume)",
+                job.out.display()
+            );
+            return Ok(());
+        }
+        SegmentOutcome::Done(stats) => stats,
+    };
     let m = &stats.mean_times;
     println!(
-        "per frame after the first (ms): decode {:.1}, backbone {:.1}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, total {:.1}",
+        "per frame after the first (ms): read {:.1}, backbone {:.1}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, tracking total {:.1}, write {:.1}",
         m.decode_ms,
         m.backbone_ms,
         m.target_ms,
@@ -491,7 +552,8 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         m.decoder_ms,
         m.merge_ms,
         m.update_ms,
-        m.total_ms
+        m.total_ms,
+        m.output_ms
     );
     let per_object: Vec<String> = stats
         .reuse
@@ -504,26 +566,45 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         per_object.join(", "),
         stats.gmacs_per_frame
     );
+    let resumed = stats
+        .resumed_at
+        .map(|f| format!(", resumed at frame {f}"))
+        .unwrap_or_default();
     println!(
-        "{} frames in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) on {}; masks in {}",
+        "{} frames ({} tracked now{resumed}) in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) at {}x{} on {}; masks in {}",
         stats.frames,
+        stats.tracked_frames,
         stats.seconds,
         stats.fps,
         stats.fps_without_init,
         stats.init_seconds,
+        stats.processing_size.0,
+        stats.processing_size.1,
         stats.engine,
-        args.out.display()
+        job.out.display()
     );
+    if let Some(o) = &job.overlay {
+        println!("overlay video: {}", o.display());
+    }
     Ok(())
 }
 
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
-    let (kind, dataset) = open_davis(
+    let mut dataset = open_davis(
         &args.davis,
         args.year,
         args.set.as_deref(),
         args.sequences.as_deref(),
     )?;
+    if let Some(shard) = args.shard {
+        dataset.sequences = shard.select(&dataset.sequences);
+        anyhow::ensure!(
+            !dataset.sequences.is_empty(),
+            "shard {}/{}: no sequence falls in it",
+            shard.index,
+            shard.count
+        );
+    }
     let model = load_model(&args.model)?;
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let threads = (args.model.engine.threads / jobs).max(1);
@@ -534,9 +615,9 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
         &model,
         &cfg,
         &dataset,
-        kind,
         &args.out,
         jobs,
+        args.shard,
         &|| bar.inc(1),
     )?;
     bar.finish_and_clear();
@@ -564,7 +645,7 @@ fn count_frames(dataset: &Dataset) -> anyhow::Result<u64> {
 }
 
 fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
-    let (kind, dataset) = open_davis(&args.davis, args.year, Some(&args.set), None)?;
+    let dataset = open_davis(&args.davis, args.year, Some(&args.set), None)?;
     let model = load_model(&args.model)?;
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
@@ -574,7 +655,6 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         &model,
         &cfg,
         &dataset,
-        kind,
         &args.gates,
         &args.taus,
         &args.out,
@@ -894,6 +974,9 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => run_bench(cmd),
         Command::Train(args) => run_train(args),
         Command::Segment(args) => run_segment(args),
+        Command::Report(args) => {
+            reuse_vos::output::report::write(&args.dir, &args.out).map_err(anyhow::Error::from)
+        }
         Command::Run(args) => run_run(args),
         Command::Sweep(args) => run_sweep(args),
     };

@@ -3,7 +3,7 @@
 //! rate (the paper's Fig. 6–8).
 
 use crate::error::{Error, Result};
-use crate::io::{Dataset, DatasetKind};
+use crate::io::Dataset;
 use crate::metrics::{EvalOptions, evaluate};
 use crate::track::batch::run_dataset;
 use crate::track::gate::{GatePolicy, GateSettings};
@@ -36,7 +36,6 @@ pub fn sweep(
     model: &Model,
     base: &TrackerConfig,
     dataset: &Dataset,
-    kind: DatasetKind,
     policies: &[GatePolicy],
     taus: &[f32],
     out: &Path,
@@ -67,7 +66,7 @@ pub fn sweep(
                 ..base.clone()
             };
             let label = format!("{policy} τ={tau}");
-            let summary = run_dataset(model, &cfg, dataset, kind, &dir, jobs, &|| tick(&label))?;
+            let summary = run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
             let report = evaluate(
                 dataset,
                 &EvalOptions {

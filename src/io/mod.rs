@@ -2,9 +2,11 @@
 
 pub mod atomic;
 pub mod dataset;
+pub mod ffmpeg;
 pub mod frame;
 pub mod mask;
 pub mod palette;
+pub mod source;
 
 pub use dataset::{Dataset, DatasetKind, SequenceInfo};
 pub use frame::{Frame, list_images};

@@ -2,9 +2,10 @@
 //! parallel (`jobs`), with the timing and reuse figures of each.
 
 use super::gate::GatePolicy;
-use super::video::{ObjectReuse, track_frames};
+use super::video::{ObjectReuse, TrackRequest, track};
 use super::{Model, TrackerConfig};
 use crate::error::{Error, Result};
+use crate::io::source::Source;
 use crate::io::{Dataset, DatasetKind, Mask, mask::read_user_mask};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct SequenceTiming {
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub engine: String,
+    /// The shard of the split this run covered, if any.
+    pub shard: Option<Shard>,
     pub jobs: usize,
     pub threads_per_job: usize,
     pub gate: super::gate::GateSettings,
@@ -47,6 +50,43 @@ pub struct RunSummary {
     pub gmacs_per_frame: f64,
 }
 
+/// One part of a split for a batch scheduler (`--shard i/n`, i from 0): every n-th sequence
+/// starting at the i-th. Shards write disjoint files, so their outputs merge by directory union.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Shard, String> {
+        let parse = || -> Option<Shard> {
+            let (i, n) = s.split_once('/')?;
+            let (index, count) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+            (count > 0 && index < count).then_some(Shard { index, count })
+        };
+        parse().ok_or_else(|| format!("{s}: a shard is i/n with 0 <= i < n (e.g. 0/4)"))
+    }
+}
+
+impl Shard {
+    /// This shard's sequences, in the split's order.
+    pub fn select(&self, sequences: &[String]) -> Vec<String> {
+        sequences
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % self.count == self.index)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// This shard's timing file (the whole split's is `timing.json`).
+    pub fn timing_file(&self) -> String {
+        format!("timing-{}-of-{}.json", self.index, self.count)
+    }
+}
+
 fn read_mask(kind: DatasetKind, path: &Path) -> Result<Mask> {
     match kind {
         DatasetKind::Davis2016 => Mask::read_binary(path),
@@ -55,18 +95,20 @@ fn read_mask(kind: DatasetKind, path: &Path) -> Result<Mask> {
 }
 
 /// Tracks every sequence of `dataset` into `<out>/<sequence>/` (per-frame figures in
-/// `<out>/stats/<sequence>.json`, the split's in `<out>/timing.json`), `jobs` sequences at a time
+/// `<out>/stats/<sequence>.json`, the split's in `<out>/timing.json`, or the shard's timing
+/// file; the caller selects the shard's sequences), `jobs` sequences at a time
 /// (the config's threads are per job). The `oracle` policy reads every frame's annotation.
 pub fn run_dataset(
     model: &Model,
     cfg: &TrackerConfig,
     dataset: &Dataset,
-    kind: DatasetKind,
     out: &Path,
     jobs: usize,
+    shard: Option<Shard>,
     tick: &(dyn Fn() + Sync),
 ) -> Result<RunSummary> {
     let jobs = jobs.clamp(1, dataset.sequences.len().max(1));
+    let kind = dataset.kind;
     let infos = dataset
         .sequences
         .iter()
@@ -93,14 +135,30 @@ pub fn run_dataset(
                             }
                         };
                         let oracle = cfg.gate.policy == GatePolicy::Oracle;
-                        let stats = track_frames(
+                        let source = Source::Folder {
+                            dir: dataset.frames_dir(&info.name),
+                            paths: info.frames.clone(),
+                        };
+                        let dir = out.join(&info.name);
+                        let request = TrackRequest {
+                            frames: source.frames(0, None, false)?,
+                            masks: BTreeMap::from([(*first, mask)]),
+                            max_side: None,
+                            truth: if oracle { Some(&read_truth) } else { None },
+                            replay: None,
+                            source: source.path().display().to_string(),
+                            reverse: false,
+                        };
+                        let stats = track(
                             model,
                             cfg,
-                            &info.frames,
-                            vec![(*first, mask)],
-                            &out.join(&info.name),
-                            if oracle { Some(&read_truth) } else { None },
-                            tick,
+                            request,
+                            &mut |t| {
+                                t.mask.save(&dir.join(format!("{}.png", t.frame.name)))?;
+                                tick();
+                                Ok(())
+                            },
+                            false,
                         )?;
                         // Per-frame figures beside the result folders (eval reads only PNGs
                         // inside them).
@@ -144,6 +202,7 @@ pub fn run_dataset(
         .flat_map(|t| t.reuse.values())
         .fold((0, 0), |(a, b), r| (a + r.frames, b + r.reused));
     let summary = RunSummary {
+        shard,
         engine: crate::engine::resolve(cfg.engine)?.to_string(),
         jobs,
         threads_per_job: cfg.threads,
@@ -161,6 +220,24 @@ pub fn run_dataset(
         sequences,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
-    crate::io::atomic::write_bytes(&out.join("timing.json"), text.as_bytes())?;
+    let timing = shard.map_or_else(|| "timing.json".to_string(), |s| s.timing_file());
+    crate::io::atomic::write_bytes(&out.join(timing), text.as_bytes())?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_split() {
+        let seqs: Vec<String> = (0..7).map(|i| format!("s{i}")).collect();
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        let mut all: Vec<String> = shards.iter().flat_map(|s| s.select(&seqs)).collect();
+        all.sort();
+        assert_eq!(all, seqs);
+        assert_eq!(shards[1].select(&seqs), vec!["s1", "s4"]);
+        assert!("3/3".parse::<Shard>().is_err() && "1-3".parse::<Shard>().is_err());
+        assert_eq!(shards[2].timing_file(), "timing-2-of-3.json");
+    }
 }

@@ -35,7 +35,7 @@ impl std::fmt::Display for GatePolicy {
 }
 
 /// The path one object's mask came from on one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Path {
     /// The user gave the mask.
@@ -55,7 +55,7 @@ impl Path {
 }
 
 /// One object's decision on one frame.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct GateDecision {
     /// The learned gate's P(reuse), when it ran.
     pub p_reuse: Option<f32>,

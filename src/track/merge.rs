@@ -14,19 +14,9 @@ pub fn merge(ids: &[u8], probs: &[Vec<f32>], n: usize) -> (Vec<u8>, Vec<Vec<f32>
     }
     let mut labels = vec![0u8; n];
     let mut soft = vec![vec![0f32; n]; probs.len()];
-    const EPS: f32 = 1e-7;
     let mut logit = vec![0f32; probs.len() + 1];
     for px in 0..n {
-        let mut bg = 1f32;
-        for (k, p) in probs.iter().enumerate() {
-            let v = p[px].clamp(EPS, 1.0 - EPS);
-            bg *= 1.0 - v;
-            logit[k + 1] = (v / (1.0 - v)).ln();
-        }
-        let bg = bg.clamp(EPS, 1.0 - EPS);
-        logit[0] = (bg / (1.0 - bg)).ln();
-        let max = logit.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let total: f32 = logit.iter().map(|l| (l - max).exp()).sum();
+        let (max, total) = log_odds(probs, px, &mut logit);
         let (best, _) = logit
             .iter()
             .enumerate()
@@ -40,6 +30,41 @@ pub fn merge(ids: &[u8], probs: &[Vec<f32>], n: usize) -> (Vec<u8>, Vec<Vec<f32>
         }
     }
     (labels, soft)
+}
+
+/// Fills `logit` with the log-odds of background (0) and each object at pixel `px`; returns
+/// their maximum and Σ exp(logit − max), the softmax's parts.
+fn log_odds(probs: &[Vec<f32>], px: usize, logit: &mut [f32]) -> (f32, f32) {
+    const EPS: f32 = 1e-7;
+    let mut bg = 1f32;
+    for (k, p) in probs.iter().enumerate() {
+        let v = p[px].clamp(EPS, 1.0 - EPS);
+        bg *= 1.0 - v;
+        logit[k + 1] = (v / (1.0 - v)).ln();
+    }
+    let bg = bg.clamp(EPS, 1.0 - EPS);
+    logit[0] = (bg / (1.0 - bg)).ln();
+    let max = logit.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logit.iter().map(|l| (l - max).exp()).sum();
+    (max, total)
+}
+
+/// Each object's aggregated probability at every pixel (the soft aggregation of [`merge`],
+/// not masked to the winning pixels): a soft matte per object. One object: its probability.
+pub fn aggregate(probs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    if probs.len() <= 1 {
+        return probs.to_vec();
+    }
+    let n = probs[0].len();
+    let mut out = vec![vec![0f32; n]; probs.len()];
+    let mut logit = vec![0f32; probs.len() + 1];
+    for px in 0..n {
+        let (max, total) = log_odds(probs, px, &mut logit);
+        for (k, o) in out.iter_mut().enumerate() {
+            o[px] = (logit[k + 1] - max).exp() / total;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -57,5 +82,12 @@ mod tests {
         let (l, soft) = merge(&[1, 2], &[vec![0.9, 0.6, 0.1], vec![0.7, 0.8, 0.2]], 3);
         assert_eq!(l, vec![1, 2, 0]);
         assert!(soft[0][0] > 0.5 && soft[1][0] == 0.0);
+    }
+
+    #[test]
+    fn aggregated_shares_sum_below_one_and_follow_the_winner() {
+        let a = aggregate(&[vec![0.9, 0.1], vec![0.7, 0.2]]);
+        assert!(a[0][0] > a[1][0] && a[0][0] + a[1][0] < 1.0);
+        assert!(a[0][1] < 0.5 && a[1][1] < 0.5);
     }
 }

@@ -167,9 +167,13 @@ impl Default for TrackerConfig {
 }
 
 /// Milliseconds spent in each stage of one frame.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct StageTimes {
+    /// Reading the frame (image decoding, or ffmpeg's pipe) and resizing it.
     pub decode_ms: f64,
+    /// Writing the frame's outputs (masks, mattes, overlay frame).
+    #[serde(default)]
+    pub output_ms: f64,
     pub backbone_ms: f64,
     /// Fitting target models on given masks (augmentation included).
     pub init_ms: f64,
@@ -209,7 +213,7 @@ pub struct ObjectState {
 }
 
 /// What happened to one object on one frame.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ObjectFrame {
     pub id: u8,
     pub area: usize,

@@ -1,17 +1,22 @@
-//! Tracking a whole frame folder with a session: masks written as palette PNGs named like the
-//! frames, and the per-frame statistics.
+//! Tracking a whole video with a session: frames from a [`Source`](crate::io::source::Source)
+//! (forwards or backwards, at a reduced size if asked), masks on any frame, every frame's result
+//! handed to a sink at the original size, and the per-frame statistics.
 
-use super::{Model, ObjectFrame, Session, StageTimes, TrackerConfig};
+use super::{Model, ObjectFrame, Session, StageTimes, TrackerConfig, merge};
 use crate::error::{Error, Result};
-use crate::io::frame::stem;
+use crate::io::source::SourceFrame;
 use crate::io::{Frame, Mask};
-use serde::Serialize;
-use std::path::{Path, PathBuf};
+use crate::model::tensor::resize_bilinear;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Per-frame record of `stats.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FrameStats {
+    /// Index of the frame in the whole video.
+    #[serde(default)]
+    pub index: usize,
     pub frame: String,
     pub times: StageTimes,
     /// Per object: area, P(reuse), the path taken and its time, whether it was refined.
@@ -21,7 +26,7 @@ pub struct FrameStats {
 }
 
 /// How often one object reused.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ObjectReuse {
     /// Frames after the object's mask was given (given frames are not counted).
     pub frames: usize,
@@ -33,10 +38,32 @@ pub struct ObjectReuse {
 pub type TruthReader<'a> = &'a (dyn Fn(usize) -> Result<Option<Mask>> + Sync);
 
 /// A tracked video's statistics.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VideoStats {
+    /// The frames' folder or video file.
+    #[serde(default)]
+    pub source: String,
     pub engine: String,
+    /// The reuse policy and thresholds the run used.
+    #[serde(default)]
+    pub gate: Option<super::gate::GateSettings>,
+    /// Frames with a result (this run's and, after `--resume`, the earlier run's).
     pub frames: usize,
+    /// Frames tracked by this run.
+    #[serde(default)]
+    pub tracked_frames: usize,
+    /// Tracking went from the last annotated frame backwards.
+    #[serde(default)]
+    pub reverse: bool,
+    /// The frames' size, and the size they were tracked at (`--max-side`).
+    #[serde(default)]
+    pub size: (u32, u32),
+    #[serde(default)]
+    pub processing_size: (u32, u32),
+    /// The frame this run resumed at (`--resume`), if it did.
+    #[serde(default)]
+    pub resumed_at: Option<usize>,
+    /// Seconds of this run: reading frames, tracking and writing outputs.
     pub seconds: f64,
     pub fps: f64,
     /// Time spent fitting target models on given masks.
@@ -45,7 +72,7 @@ pub struct VideoStats {
     /// Mean time of each stage over the frames after the first.
     pub mean_times: StageTimes,
     /// Per object id.
-    pub reuse: std::collections::BTreeMap<u8, ObjectReuse>,
+    pub reuse: BTreeMap<u8, ObjectReuse>,
     /// Reused object-frames over all tracked object-frames.
     pub reuse_rate: f64,
     /// Mean multiply-accumulates per frame, GMAC (1 MAC = 2 FLOPs).
@@ -60,6 +87,7 @@ pub fn mean_times(frames: &[FrameStats]) -> StageTimes {
     for f in frames {
         let t = &f.times;
         m.decode_ms += t.decode_ms / n;
+        m.output_ms += t.output_ms / n;
         m.backbone_ms += t.backbone_ms / n;
         m.init_ms += t.init_ms / n;
         m.target_ms += t.target_ms / n;
@@ -72,75 +100,294 @@ pub fn mean_times(frames: &[FrameStats]) -> StageTimes {
     m
 }
 
-/// Tracks `frames` from the masks given (frame index → mask), writing `<out>/<frame>.png` for
-/// every frame. `tick` is called after each frame.
-pub fn track_frames(
-    model: &Model,
-    config: &TrackerConfig,
-    frames: &[PathBuf],
-    masks: Vec<(usize, Mask)>,
-    out: &Path,
-    truth: Option<TruthReader>,
-    tick: &(dyn Fn() + Sync),
-) -> Result<VideoStats> {
-    if frames.is_empty() {
-        return Err(Error::Invalid("no frames to track".into()));
+/// Per-object reuse counts over frame records (given frames not counted), and the overall rate.
+pub fn reuse_counts(frames: &[FrameStats]) -> (BTreeMap<u8, ObjectReuse>, f64) {
+    let mut reuse = BTreeMap::<u8, ObjectReuse>::new();
+    for o in frames.iter().flat_map(|f| &f.objects).filter(|o| !o.given) {
+        let r = reuse.entry(o.id).or_default();
+        r.frames += 1;
+        r.reused += usize::from(o.decision.path.is_reuse());
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
-    let mut session = Session::new(model, config.clone())?;
-    for (i, m) in masks {
-        session.add_mask(i, m)?;
-    }
-    let start = Instant::now();
-    let mut per_frame = Vec::with_capacity(frames.len());
-    let mut init = 0.0;
-    let mut reuse = std::collections::BTreeMap::<u8, ObjectReuse>::new();
-    for (i, path) in frames.iter().enumerate() {
-        if let Some(read) = truth
-            && let Some(m) = read(i)?
-        {
-            session.add_truth(i, m);
-        }
-        let t = Instant::now();
-        let frame = Frame::load(path)?;
-        let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let mut result = session.push(&frame)?;
-        result.times.decode_ms = decode_ms;
-        init += result.times.init_ms / 1000.0;
-        result.mask.save(&out.join(format!("{}.png", stem(path))))?;
-        for o in result.objects.iter().filter(|o| !o.given) {
-            let r = reuse.entry(o.id).or_default();
-            r.frames += 1;
-            r.reused += usize::from(o.decision.path.is_reuse());
-        }
-        per_frame.push(FrameStats {
-            frame: stem(path),
-            times: result.times,
-            objects: result.objects,
-            gmacs: result.macs as f64 / 1e9,
-        });
-        tick();
-    }
-    let seconds = start.elapsed().as_secs_f64();
     let (mut tracked, mut reused) = (0, 0);
     for r in reuse.values_mut() {
         r.rate = r.reused as f64 / r.frames.max(1) as f64;
         tracked += r.frames;
         reused += r.reused;
     }
+    (reuse, reused as f64 / tracked.max(1) as f64)
+}
+
+/// The results of an earlier, interrupted run to carry over (`--resume`): the records of its
+/// finished frames and a way to read their masks. On those frames only the user's masks are
+/// given to the tracker again (the objects start from them as they did); tracking goes on from
+/// the first unfinished frame. The target models miss the updates of the skipped frames, so the
+/// results after the resume point are close to, not identical with, an uninterrupted run's.
+pub struct Replay<'a> {
+    pub records: BTreeMap<usize, FrameStats>,
+    pub load_mask: &'a dyn Fn(&FrameStats) -> Result<Mask>,
+}
+
+/// What to track.
+pub struct TrackRequest<'a> {
+    /// The frames in processing order (see [`Source::frames`](crate::io::source::Source::frames)).
+    pub frames: Box<dyn Iterator<Item = Result<SourceFrame>> + 'a>,
+    /// Masks by frame index, at the frames' size: the first starts the objects, later ones add
+    /// new objects or correct existing ones.
+    pub masks: BTreeMap<usize, Mask>,
+    /// Track at this longest side (results are written at the original size).
+    pub max_side: Option<u32>,
+    pub truth: Option<TruthReader<'a>>,
+    pub replay: Option<Replay<'a>>,
+    pub source: String,
+    pub reverse: bool,
+}
+
+/// One frame's result, at the frames' original size, for the sink.
+pub struct Tracked<'a> {
+    pub frame: &'a SourceFrame,
+    pub mask: &'a Mask,
+    /// Per object id: its probability after the merge across objects (a soft matte), when
+    /// asked for.
+    pub mattes: Option<&'a [(u8, Vec<f32>)]>,
+    pub record: &'a FrameStats,
+    /// The frame's result comes from an earlier run (`--resume`): its files exist.
+    pub carried: bool,
+}
+
+/// The size a frame is tracked at: its own, or scaled down to `max_side` on its longest side.
+pub fn processing_size(width: u32, height: u32, max_side: Option<u32>) -> (u32, u32) {
+    match max_side {
+        Some(m) if width.max(height) > m => {
+            let s = m as f64 / width.max(height) as f64;
+            (
+                ((width as f64 * s).round() as u32).max(1),
+                ((height as f64 * s).round() as u32).max(1),
+            )
+        }
+        _ => (width, height),
+    }
+}
+
+fn resize_frame(frame: &Frame, (w, h): (u32, u32)) -> Result<Frame> {
+    let img = image::RgbImage::from_raw(frame.width, frame.height, frame.rgb.clone())
+        .ok_or_else(|| Error::Invalid("frame buffer does not match its size".into()))?;
+    let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+    Ok(Frame {
+        width: w,
+        height: h,
+        rgb: small.into_raw(),
+    })
+}
+
+/// A given mask at the processing size; an object too small to survive is an error.
+fn scaled_mask(mask: &Mask, processing: (u32, u32), index: usize) -> Result<Mask> {
+    if (mask.width, mask.height) == processing {
+        return Ok(mask.clone());
+    }
+    let small = resize_mask(mask, processing);
+    let kept = small.object_ids();
+    if let Some(lost) = mask.object_ids().into_iter().find(|i| !kept.contains(i)) {
+        return Err(Error::Invalid(format!(
+            "frame {index}: object {lost} vanishes at {}x{} (--max-side); give a larger --max-side",
+            processing.0, processing.1
+        )));
+    }
+    Ok(small)
+}
+
+/// Nearest-neighbour resize of a label map.
+fn resize_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
+    let mut out = Mask::new(w, h);
+    for y in 0..h as usize {
+        let sy = ((y as f64 + 0.5) * mask.height as f64 / h as f64) as usize;
+        let sy = sy.min(mask.height as usize - 1);
+        for x in 0..w as usize {
+            let sx = ((x as f64 + 0.5) * mask.width as f64 / w as f64) as usize;
+            let sx = sx.min(mask.width as usize - 1);
+            out.ids[y * w as usize + x] = mask.ids[sy * mask.width as usize + sx];
+        }
+    }
+    out
+}
+
+/// Soft mattes: each object's share of the aggregated probability (the merge's soft
+/// aggregation, not masked to the winning pixels).
+fn mattes(ids: &[u8], probs: &[Vec<f32>]) -> Vec<(u8, Vec<f32>)> {
+    let soft = merge::aggregate(probs);
+    ids.iter().copied().zip(soft).collect()
+}
+
+/// Tracks a video, handing every frame's result to `sink` in processing order.
+pub fn track(
+    model: &Model,
+    config: &TrackerConfig,
+    request: TrackRequest,
+    sink: &mut dyn FnMut(&Tracked) -> Result<()>,
+    want_mattes: bool,
+) -> Result<VideoStats> {
+    let TrackRequest {
+        mut frames,
+        masks,
+        max_side,
+        truth,
+        replay,
+        source,
+        reverse,
+    } = request;
+    let mut session = Session::new(model, config.clone())?;
+    let (records_before, load_mask) = match replay {
+        Some(r) => (r.records, Some(r.load_mask)),
+        None => (BTreeMap::new(), None),
+    };
+    let mut resumed_at = None;
+    let start = Instant::now();
+    let mut per_frame: Vec<FrameStats> = Vec::new();
+    let mut init = 0.0;
+    let mut pushed = 0usize;
+    let mut sizes = None;
+    let mut original_size = None;
+    loop {
+        let t = Instant::now();
+        let Some(item) = frames.next() else { break };
+        let item = item?;
+        let (w, h) = (item.frame.width, item.frame.height);
+        let first_size = *original_size.get_or_insert((w, h));
+        if first_size != (w, h) {
+            return Err(Error::Invalid(format!(
+                "{source}: frame {} is {w}x{h}, earlier frames are {}x{}",
+                item.index, first_size.0, first_size.1
+            )));
+        }
+        let (pw, ph) = *sizes.get_or_insert_with(|| processing_size(w, h, max_side));
+        let processing = (pw, ph);
+        let scaled = (processing != (w, h))
+            .then(|| resize_frame(&item.frame, processing))
+            .transpose()?;
+        let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let given = masks.get(&item.index);
+        if let Some(mask) = given {
+            session.add_mask(pushed, scaled_mask(mask, processing, item.index)?)?;
+        }
+        if let Some(record) = records_before.get(&item.index) {
+            // Finished by the earlier run. Where the user gave a mask, the objects (re)start
+            // from it as they did then; otherwise only the sink sees the frame again.
+            if given.is_some() {
+                session.push(scaled.as_ref().unwrap_or(&item.frame))?;
+                pushed += 1;
+            }
+            let load = load_mask.ok_or_else(|| Error::Invalid("replay without masks".into()))?;
+            let mask = load(record)?;
+            sink(&Tracked {
+                frame: &item,
+                mask: &mask,
+                mattes: None,
+                record,
+                carried: true,
+            })?;
+            per_frame.push(record.clone());
+            continue;
+        }
+        if !records_before.is_empty() && resumed_at.is_none() {
+            resumed_at = Some(item.index);
+        }
+        if let Some(read) = truth
+            && let Some(m) = read(item.index)?
+        {
+            session.add_truth(pushed, m);
+        }
+        let mut result = session.push(scaled.as_ref().unwrap_or(&item.frame))?;
+        pushed += 1;
+        result.times.decode_ms = decode_ms;
+        init += result.times.init_ms / 1000.0;
+
+        // Back to the original size: given objects exactly as given, the others' probabilities
+        // upsampled and merged again.
+        let t = Instant::now();
+        let given_ids: Vec<u8> = result
+            .objects
+            .iter()
+            .filter(|o| o.given)
+            .map(|o| o.id)
+            .collect();
+        let (ids, probs): (Vec<u8>, Vec<Vec<f32>>) = if processing == (w, h) {
+            result.probabilities.into_iter().unzip()
+        } else {
+            result
+                .probabilities
+                .into_iter()
+                .map(|(id, p)| {
+                    let full = match given {
+                        Some(m) if given_ids.contains(&id) => {
+                            m.ids.iter().map(|&v| f32::from(v == id)).collect()
+                        }
+                        _ => resize_bilinear(&p, ph as usize, pw as usize, h as usize, w as usize),
+                    };
+                    (id, full)
+                })
+                .unzip()
+        };
+        let mask = if processing == (w, h) {
+            result.mask
+        } else {
+            let (labels, _) = merge::merge(&ids, &probs, (w * h) as usize);
+            Mask {
+                width: w,
+                height: h,
+                ids: labels,
+            }
+        };
+        let soft = want_mattes.then(|| mattes(&ids, &probs));
+        result.times.merge_ms += t.elapsed().as_secs_f64() * 1000.0;
+
+        let mut record = FrameStats {
+            index: item.index,
+            frame: item.name.clone(),
+            times: result.times,
+            objects: result.objects,
+            gmacs: result.macs as f64 / 1e9,
+        };
+        let t = Instant::now();
+        sink(&Tracked {
+            frame: &item,
+            mask: &mask,
+            mattes: soft.as_deref(),
+            record: &record,
+            carried: false,
+        })?;
+        record.times.output_ms = t.elapsed().as_secs_f64() * 1000.0;
+        per_frame.push(record);
+    }
+    if per_frame.is_empty() {
+        return Err(Error::Invalid(format!("{source}: no frames to track")));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let tracked_frames = per_frame.len() - records_before.len().min(per_frame.len());
+    let (reuse, reuse_rate) = reuse_counts(&per_frame);
     let gmacs_per_frame =
         per_frame.iter().map(|f| f.gmacs).sum::<f64>() / per_frame.len().max(1) as f64;
+    let fresh: Vec<FrameStats> = per_frame
+        .iter()
+        .filter(|f| !records_before.contains_key(&f.index))
+        .cloned()
+        .collect();
     Ok(VideoStats {
-        reuse,
-        reuse_rate: reused as f64 / tracked.max(1) as f64,
-        gmacs_per_frame,
+        source,
         engine: session.engine().to_string(),
-        frames: frames.len(),
+        gate: Some(config.gate),
+        frames: per_frame.len(),
+        tracked_frames,
+        reverse,
+        size: original_size.unwrap_or_default(),
+        processing_size: sizes.unwrap_or_default(),
+        resumed_at,
         seconds,
-        fps: frames.len() as f64 / seconds,
+        fps: tracked_frames as f64 / seconds,
         init_seconds: init,
-        fps_without_init: frames.len() as f64 / (seconds - init).max(1e-9),
-        mean_times: mean_times(per_frame.get(1..).unwrap_or(&[])),
+        fps_without_init: tracked_frames as f64 / (seconds - init).max(1e-9),
+        mean_times: mean_times(fresh.get(1..).unwrap_or(&[])),
+        reuse,
+        reuse_rate,
+        gmacs_per_frame,
         per_frame,
     })
 }

@@ -1,0 +1,302 @@
+//! `segment`: one video (frame folder or video file) from masks on any of its frames, forwards
+//! or backwards, into mask PNGs, optional mattes and overlay video, and `stats.json`;
+//! resumable after an interruption.
+
+use crate::error::{Error, Result};
+use crate::io::ffmpeg::VideoWriter;
+use crate::io::mask::{check_first_mask, read_user_mask};
+use crate::io::source::Source;
+use crate::io::{Frame, Mask};
+use crate::output::{PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
+use crate::track::video::{FrameStats, Replay, TrackRequest, VideoStats, track};
+use crate::track::{Model, TrackerConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A mask the user gives: on a frame, or (no frame) on the first frame tracked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskSpec {
+    pub frame: Option<usize>,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for MaskSpec {
+    type Err = String;
+    /// `file.png` or `<frame>:file.png`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if let Some((head, tail)) = s.split_once(':')
+            && !head.is_empty()
+            && head.bytes().all(|b| b.is_ascii_digit())
+        {
+            if tail.is_empty() {
+                return Err(format!("{s}: no mask file after the frame number"));
+            }
+            let frame = head
+                .parse()
+                .map_err(|_| format!("{s}: frame number too large"))?;
+            return Ok(MaskSpec {
+                frame: Some(frame),
+                path: PathBuf::from(tail),
+            });
+        }
+        Ok(MaskSpec {
+            frame: None,
+            path: PathBuf::from(s),
+        })
+    }
+}
+
+/// Everything `segment` is asked to do.
+pub struct SegmentJob {
+    pub input: PathBuf,
+    pub masks: Vec<MaskSpec>,
+    pub out: PathBuf,
+    pub start: Option<usize>,
+    pub end: Option<usize>,
+    pub max_side: Option<u32>,
+    pub reverse: bool,
+    pub overlay: Option<PathBuf>,
+    pub matte: Option<PathBuf>,
+    pub resume: bool,
+}
+
+/// How a `segment` run ended.
+pub enum SegmentOutcome {
+    Done(Box<VideoStats>),
+    /// `--resume` found the run already complete.
+    AlreadyComplete,
+}
+
+/// The frame range to track, in frame indices (inclusive), from the masks and the options:
+/// forwards from the first mask to `--end`, backwards from the last mask to `--start`.
+fn frame_range(job: &SegmentJob, mask_frames: &[usize]) -> Result<(usize, Option<usize>)> {
+    let (Some(&lo), Some(&hi)) = (mask_frames.iter().min(), mask_frames.iter().max()) else {
+        return Err(Error::Invalid("give at least one --mask".into()));
+    };
+    if job.reverse {
+        if let Some(end) = job.end.filter(|&e| e < hi) {
+            return Err(Error::Invalid(format!(
+                "a mask is given on frame {hi}, after --end {end}"
+            )));
+        }
+        Ok((job.start.unwrap_or(0), Some(hi)))
+    } else {
+        if let Some(start) = job.start.filter(|&s| s > lo) {
+            return Err(Error::Invalid(format!(
+                "a mask is given on frame {lo}, before --start {start}"
+            )));
+        }
+        if let Some(end) = job.end.filter(|&e| e < hi) {
+            return Err(Error::Invalid(format!(
+                "a mask is given on frame {hi}, after --end {end}"
+            )));
+        }
+        if let Some(start) = job.start.filter(|&s| s < lo) {
+            return Err(Error::Invalid(format!(
+                "--start {start} is before the first mask (frame {lo}): there is nothing to track there yet (to go backwards from a mask, use --reverse)"
+            )));
+        }
+        Ok((lo, job.end))
+    }
+}
+
+/// One frame of the source, read to check the masks against its size.
+fn read_one(source: &Source, index: usize) -> Result<Frame> {
+    let mut frames = source.frames(index, Some(index), false)?;
+    match frames.next() {
+        Some(f) => Ok(f?.frame),
+        None => Err(Error::format(
+            source.path(),
+            format!("there is no frame {index}"),
+        )),
+    }
+}
+
+/// Reads and checks the user's masks (size, objects, ids), by frame index.
+fn read_masks(job: &SegmentJob, source: &Source) -> Result<BTreeMap<usize, Mask>> {
+    let default_frame = || -> Result<usize> {
+        if job.reverse {
+            job.end.ok_or_else(|| {
+                Error::Invalid(
+                    "with --reverse, say which frame a mask belongs to (--mask <frame>:<png>) or give --end".into(),
+                )
+            })
+        } else {
+            Ok(job.start.unwrap_or(0))
+        }
+    };
+    let mut masks = BTreeMap::new();
+    let mut size: Option<(usize, u32, u32)> = None;
+    for spec in &job.masks {
+        let frame = match spec.frame {
+            Some(f) => f,
+            None => default_frame()?,
+        };
+        let mask = read_user_mask(&spec.path)?;
+        let (w, h) = match size {
+            Some((_, w, h)) => (w, h),
+            None => {
+                let f = read_one(source, frame)?;
+                size = Some((frame, f.width, f.height));
+                (f.width, f.height)
+            }
+        };
+        if masks.insert(frame, (mask, spec.path.clone())).is_some() {
+            return Err(Error::format(
+                &spec.path,
+                format!("a second mask for frame {frame}"),
+            ));
+        }
+        let (m, path) = &masks[&frame];
+        m.check_size(w, h, path)?;
+        if m.object_ids().is_empty() {
+            return Err(Error::format(
+                path,
+                "the mask holds no object (all pixels are background)",
+            ));
+        }
+    }
+    // The mask tracking starts from must hold ids 1..N; later ones may add any new id.
+    let first = if job.reverse {
+        masks.keys().next_back()
+    } else {
+        masks.keys().next()
+    };
+    if let Some((m, path)) = first.and_then(|f| masks.get(f)) {
+        check_first_mask(m, m.width, m.height, path)?;
+    }
+    Ok(masks.into_iter().map(|(f, (m, _))| (f, m)).collect())
+}
+
+/// Frames the range holds, when the source knows its length (for a progress bar).
+pub fn frames_in_range(source: &Source, first: usize, last: Option<usize>) -> Option<usize> {
+    let len = source.len()?;
+    let end = last.map_or(len, |l| (l + 1).min(len));
+    Some(end.saturating_sub(first))
+}
+
+/// Runs a `segment` job; `tick` is called after each frame. `on_start` receives the number of
+/// frames to go through, when known.
+pub fn segment(
+    model: &Model,
+    config: &TrackerConfig,
+    job: &SegmentJob,
+    on_start: &mut dyn FnMut(Option<usize>),
+    tick: &(dyn Fn() + Sync),
+) -> Result<SegmentOutcome> {
+    if let Some(o) = &job.overlay {
+        VideoWriter::check_path(o)?;
+    }
+    if let Some(m) = job.max_side.filter(|&m| m < 32) {
+        return Err(Error::Invalid(format!(
+            "--max-side {m}: frames must be at least 32 pixels"
+        )));
+    }
+    let progress_log = job.out.join(PROGRESS);
+    if job.resume && job.out.join(STATS).is_file() && !progress_log.is_file() {
+        return Ok(SegmentOutcome::AlreadyComplete);
+    }
+    let source = Source::open(&job.input)?;
+    let masks = read_masks(job, &source)?;
+    let mask_frames: Vec<usize> = masks.keys().copied().collect();
+    let (first, last) = frame_range(job, &mask_frames)?;
+    let records = if job.resume {
+        read_progress(&job.out)?
+    } else {
+        BTreeMap::new()
+    };
+    // Finished frames are read again too: the user's masks on them restart the objects, and
+    // the overlay is rebuilt whole.
+    on_start(frames_in_range(&source, first, last));
+    let frames = source.frames(first, last, job.reverse)?;
+    let out = job.out.clone();
+    let load_mask = move |r: &FrameStats| Mask::read_ids(&out.join(format!("{}.png", r.frame)));
+    let request = TrackRequest {
+        frames,
+        masks,
+        max_side: job.max_side,
+        truth: None,
+        replay: (!records.is_empty()).then_some(Replay {
+            records: records.clone(),
+            load_mask: &load_mask,
+        }),
+        source: source.path().display().to_string(),
+        reverse: job.reverse,
+    };
+    let mut writer = SegmentWriter::create(
+        SegmentOutputs {
+            masks: job.out.clone(),
+            matte: job.matte.clone(),
+            overlay: job.overlay.clone(),
+            fps: source.fps(),
+        },
+        &records,
+    )?;
+    let stats = track(
+        model,
+        config,
+        request,
+        &mut |t| {
+            writer.write(t)?;
+            tick();
+            Ok(())
+        },
+        job.matte.is_some(),
+    )?;
+    writer.finish(&stats)?;
+    Ok(SegmentOutcome::Done(Box::new(stats)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_specs_parse_with_and_without_a_frame() {
+        let a: MaskSpec = "m.png".parse().unwrap();
+        assert_eq!(a.frame, None);
+        let b: MaskSpec = "12:dir/m.png".parse().unwrap();
+        assert_eq!((b.frame, b.path), (Some(12), PathBuf::from("dir/m.png")));
+        let c: MaskSpec = "c:/x.png".parse().unwrap();
+        assert_eq!(c.frame, None, "a drive-like prefix is a path");
+        assert!("3:".parse::<MaskSpec>().is_err());
+    }
+
+    fn job(reverse: bool, start: Option<usize>, end: Option<usize>) -> SegmentJob {
+        SegmentJob {
+            input: PathBuf::new(),
+            masks: vec![],
+            out: PathBuf::new(),
+            start,
+            end,
+            max_side: None,
+            reverse,
+            overlay: None,
+            matte: None,
+            resume: false,
+        }
+    }
+
+    #[test]
+    fn ranges_start_at_the_first_mask_or_end_at_the_last() {
+        assert_eq!(
+            frame_range(&job(false, None, None), &[5, 9]).unwrap(),
+            (5, None)
+        );
+        assert_eq!(
+            frame_range(&job(false, None, Some(20)), &[5]).unwrap(),
+            (5, Some(20))
+        );
+        assert!(frame_range(&job(false, Some(2), None), &[5]).is_err());
+        assert!(frame_range(&job(false, None, Some(7)), &[5, 9]).is_err());
+        assert_eq!(
+            frame_range(&job(true, None, None), &[5, 9]).unwrap(),
+            (0, Some(9))
+        );
+        assert_eq!(
+            frame_range(&job(true, Some(3), None), &[9]).unwrap(),
+            (3, Some(9))
+        );
+        assert!(frame_range(&job(true, None, Some(8)), &[9]).is_err());
+    }
+}
