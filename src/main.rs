@@ -8,7 +8,7 @@ use reuse_vos::metrics::{EvalOptions, evaluate};
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::target::TargetInput;
-use reuse_vos::track::gate::{GatePolicy, GateSettings};
+use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
 use reuse_vos::track::{Model, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -150,7 +150,10 @@ struct SweepArgs {
         default_value = "learned,copy,fusion,oracle"
     )]
     gates: Vec<GatePolicy>,
-    /// Output folder: <policy>/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
+    /// Reuse modes to run, for the policies that take the reuse path (learned, fusion, oracle).
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "stored")]
+    reuse_modes: Vec<ReuseMode>,
+    /// Output folder: <policy>[-<mode>]/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_t = 1)]
@@ -180,6 +183,14 @@ struct ModelArgs {
     /// Refine each target model every this many frames (0 = never).
     #[arg(long, default_value_t = 8)]
     update_every: usize,
+    /// Weight of each new sample in a target model's memory relative to the previous one
+    /// (1/(1 − lr) growth; smaller keeps the given mask's samples weightier).
+    #[arg(long, default_value_t = 0.1)]
+    target_lr: f32,
+    /// Keep the given mask's samples in each target model's memory for the whole video (FRTM
+    /// lets later samples replace them).
+    #[arg(long)]
+    keep_given: bool,
     /// Reuse-path weights (safetensors). Default: the embedded trained ones.
     #[arg(long)]
     reuse: Option<PathBuf>,
@@ -190,9 +201,16 @@ struct ModelArgs {
     /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
     #[arg(long, default_value_t = 0.7)]
     tau: f32,
-    /// `fusion`: copy the previous mask when P(reuse) > τ2, translate between τ and τ2.
+    /// `fusion`: copy the previous mask when P(reuse) > τ2, take the reuse path between τ and
+    /// τ2.
     #[arg(long, default_value_t = 0.9)]
     tau2: f32,
+    /// What a reused frame does with the last computed frame's score map and decoder state:
+    /// use them as stored, add the Δ-generator's change to the score, or also translate the
+    /// state with the refine-translator (the paper's path). The shallow decoder stages always
+    /// run on the current frame.
+    #[arg(long, value_enum, default_value = "stored")]
+    reuse_mode: ReuseMode,
 }
 
 #[derive(clap::Args)]
@@ -483,10 +501,13 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
     };
     cfg.target.channels = args.target_channels.max(1);
     cfg.target.input = args.target_input;
+    cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);
+    cfg.target.keep_given = args.keep_given;
     cfg.gate = GateSettings {
         policy: args.gate,
         tau: args.tau,
         tau2: args.tau2,
+        mode: args.reuse_mode,
     };
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX
@@ -649,13 +670,25 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
-    let runs = args.gates.len() * args.taus.len();
+    let runs: usize = args
+        .gates
+        .iter()
+        .map(|&g| {
+            if reuse_vos::sweep::takes_mode(g) {
+                args.reuse_modes.len()
+            } else {
+                1
+            }
+        })
+        .sum::<usize>()
+        * args.taus.len();
     let bar = progress_bar(count_frames(&dataset)? * runs as u64, "sweep");
     let rows = reuse_vos::sweep::sweep(
         &model,
         &cfg,
         &dataset,
         &args.gates,
+        &args.reuse_modes,
         &args.taus,
         &args.out,
         jobs,

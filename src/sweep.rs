@@ -6,16 +6,18 @@ use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::metrics::{EvalOptions, evaluate};
 use crate::track::batch::run_dataset;
-use crate::track::gate::{GatePolicy, GateSettings};
+use crate::track::gate::{GatePolicy, GateSettings, ReuseMode};
 use crate::track::{Model, TrackerConfig};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
-/// One (policy, τ) of a sweep.
+/// One (policy, reuse mode, τ) of a sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepRow {
     pub policy: GatePolicy,
+    /// The reuse path's mode, for the policies that take it (learned, fusion, oracle).
+    pub mode: Option<ReuseMode>,
     pub tau: f32,
     pub jf: f64,
     pub j: f64,
@@ -29,6 +31,44 @@ pub struct SweepRow {
     pub run: String,
 }
 
+impl SweepRow {
+    /// The curve this row belongs to: the policy, with the reuse mode when it has one.
+    pub fn series(&self) -> String {
+        series_name(self.policy, self.mode)
+    }
+
+    /// The row as the tables show it: policy, mode, τ, J&F, J, F (%), reuse rate, FPS,
+    /// GFLOPs/frame.
+    pub fn cells(&self) -> [String; 9] {
+        [
+            self.policy.to_string(),
+            self.mode.map_or_else(|| "–".to_string(), |m| m.to_string()),
+            self.tau.to_string(),
+            format!("{:.1}", 100.0 * self.jf),
+            format!("{:.1}", 100.0 * self.j),
+            format!("{:.1}", 100.0 * self.f),
+            format!("{:.1} %", 100.0 * self.reuse_rate),
+            format!("{:.1}", self.fps),
+            format!("{:.2}", self.gflops),
+        ]
+    }
+}
+
+fn series_name(policy: GatePolicy, mode: Option<ReuseMode>) -> String {
+    match mode {
+        Some(m) => format!("{policy}/{m}"),
+        None => policy.to_string(),
+    }
+}
+
+/// Whether a policy's masks depend on the reuse mode.
+pub fn takes_mode(policy: GatePolicy) -> bool {
+    matches!(
+        policy,
+        GatePolicy::Learned | GatePolicy::Fusion | GatePolicy::Oracle
+    )
+}
+
 /// Runs every policy at every τ over `dataset` into `out/<policy>/tau-<τ>/`. Runs with τ ≥ 1
 /// never reuse, whatever the policy, so that one is run once and shared.
 #[allow(clippy::too_many_arguments)]
@@ -37,6 +77,7 @@ pub fn sweep(
     base: &TrackerConfig,
     dataset: &Dataset,
     policies: &[GatePolicy],
+    modes: &[ReuseMode],
     taus: &[f32],
     out: &Path,
     jobs: usize,
@@ -44,49 +85,60 @@ pub fn sweep(
 ) -> Result<Vec<SweepRow>> {
     let mut rows: Vec<SweepRow> = Vec::new();
     for &policy in policies {
-        for &tau in taus {
-            if tau >= 1.0
-                && let Some(done) = rows.iter().find(|r| r.tau >= 1.0)
-            {
+        let policy_modes: Vec<Option<ReuseMode>> = if takes_mode(policy) {
+            modes.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for &mode in &policy_modes {
+            for &tau in taus {
+                if tau >= 1.0
+                    && let Some(done) = rows.iter().find(|r| r.tau >= 1.0)
+                {
+                    rows.push(SweepRow {
+                        policy,
+                        mode,
+                        tau,
+                        ..done.clone()
+                    });
+                    continue;
+                }
+                let rel = format!("{}/tau-{tau}", series_name(policy, mode).replace('/', "-"));
+                let dir = out.join(&rel);
+                let cfg = TrackerConfig {
+                    gate: GateSettings {
+                        policy,
+                        tau,
+                        mode: mode.unwrap_or_default(),
+                        ..base.gate
+                    },
+                    ..base.clone()
+                };
+                let label = format!("{} τ={tau}", series_name(policy, mode));
+                let summary =
+                    run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
+                let report = evaluate(
+                    dataset,
+                    &EvalOptions {
+                        results: dir.clone(),
+                    },
+                    None,
+                )?;
+                report.write_csvs(&dir, "sweep")?;
+                let g = &report.global;
                 rows.push(SweepRow {
                     policy,
+                    mode,
                     tau,
-                    ..done.clone()
+                    jf: g.jf_mean,
+                    j: g.j_mean,
+                    f: g.f_mean,
+                    reuse_rate: summary.reuse_rate,
+                    fps: summary.mean_fps,
+                    gflops: 2.0 * summary.gmacs_per_frame,
+                    run: rel,
                 });
-                continue;
             }
-            let rel = format!("{policy}/tau-{tau}");
-            let dir = out.join(&rel);
-            let cfg = TrackerConfig {
-                gate: GateSettings {
-                    policy,
-                    tau,
-                    ..base.gate
-                },
-                ..base.clone()
-            };
-            let label = format!("{policy} τ={tau}");
-            let summary = run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
-            let report = evaluate(
-                dataset,
-                &EvalOptions {
-                    results: dir.clone(),
-                },
-                None,
-            )?;
-            report.write_csvs(&dir, "sweep")?;
-            let g = &report.global;
-            rows.push(SweepRow {
-                policy,
-                tau,
-                jf: g.jf_mean,
-                j: g.j_mean,
-                f: g.f_mean,
-                reuse_rate: summary.reuse_rate,
-                fps: summary.mean_fps,
-                gflops: 2.0 * summary.gmacs_per_frame,
-                run: rel,
-            });
         }
     }
     write_outputs(&rows, out)?;
@@ -95,26 +147,17 @@ pub fn sweep(
 
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
-    let mut csv = String::from("policy,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\n");
+    let mut csv = String::from("policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\n");
     let mut md = String::from(
-        "| policy | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame |\n|---|---|---|---|---|---|---|---|\n",
+        "| policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
+        let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{}\n",
+            "{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{}\n",
             r.policy, r.tau, r.jf, r.j, r.f, r.reuse_rate, r.fps, r.gflops, r.run
         ));
-        md.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} | {:.2} |\n",
-            r.policy,
-            r.tau,
-            100.0 * r.jf,
-            100.0 * r.j,
-            100.0 * r.f,
-            100.0 * r.reuse_rate,
-            r.fps,
-            r.gflops
-        ));
+        md.push_str(&format!("| {} |\n", r.cells().join(" | ")));
     }
     crate::io::atomic::write_bytes(&out.join("sweep.csv"), csv.as_bytes())?;
     crate::io::atomic::write_bytes(&out.join("sweep.md"), md.as_bytes())?;
@@ -132,10 +175,10 @@ pub fn plot(rows: &[SweepRow]) -> Plotted {
         let root = SVGBackend::with_string(&mut svg, (1100, 460)).into_drawing_area();
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(550);
-        let mut policies: Vec<GatePolicy> = Vec::new();
+        let mut series: Vec<String> = Vec::new();
         for r in rows {
-            if !policies.contains(&r.policy) {
-                policies.push(r.policy);
+            if !series.contains(&r.series()) {
+                series.push(r.series());
             }
         }
         let jf: Vec<f64> = rows.iter().map(|r| 100.0 * r.jf).collect();
@@ -162,17 +205,17 @@ pub fn plot(rows: &[SweepRow]) -> Plotted {
                 .x_desc(xdesc)
                 .y_desc("J&F (%)")
                 .draw()?;
-            for (i, p) in policies.iter().enumerate() {
+            for (i, name) in series.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
                 let mut pts: Vec<(f64, f64)> = rows
                     .iter()
-                    .filter(|r| r.policy == *p)
+                    .filter(|r| r.series() == *name)
                     .map(|r| (x(r), 100.0 * r.jf))
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 chart
                     .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-                    .label(p.to_string())
+                    .label(name.clone())
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                     });
@@ -197,6 +240,7 @@ mod tests {
     fn the_plot_has_a_line_and_a_legend_entry_per_policy() {
         let row = |policy, tau, jf, fps, reuse_rate| SweepRow {
             policy,
+            mode: None,
             tau,
             jf,
             j: jf,

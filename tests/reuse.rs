@@ -12,7 +12,7 @@ use reuse_vos::model::FeatureMap;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::reuse::ReuseConfig;
 use reuse_vos::model::target::area_downsample;
-use reuse_vos::track::gate::{GatePolicy, GateSettings, Path};
+use reuse_vos::track::gate::{GatePolicy, GateSettings, Path, ReuseMode};
 use reuse_vos::track::{Model, Session, TrackerConfig};
 
 fn rel(a: &[f32], b: &[f32]) -> f32 {
@@ -115,6 +115,10 @@ fn reuse_modules_parity_burn_vs_ort() {
 }
 
 fn session(policy: GatePolicy, tau: f32) -> Session {
+    session_with(policy, tau, ReuseMode::default())
+}
+
+fn session_with(policy: GatePolicy, tau: f32, mode: ReuseMode) -> Session {
     let model = Model::embedded().unwrap();
     assert!(
         model.reuse.is_some(),
@@ -128,6 +132,7 @@ fn session(policy: GatePolicy, tau: f32) -> Session {
                 policy,
                 tau,
                 tau2: 0.9,
+                mode,
             },
             ..Default::default()
         },
@@ -166,10 +171,33 @@ fn tau_one_is_the_baseline_and_copy_at_zero_keeps_the_first_mask() {
 #[test]
 fn the_trained_gate_reuses_a_static_clip_and_computes_after_a_cut() {
     let still: Vec<Frame> = (0..10).map(|_| frame("rhino", 0)).collect();
-    let (paths, _) = track(session(GatePolicy::Learned, 0.7), &still, gt("rhino", 0));
+    let (paths, stored) = track(session(GatePolicy::Learned, 0.7), &still, gt("rhino", 0));
     let reused = paths[1..].iter().filter(|p| p.is_reuse()).count();
     eprintln!("static clip: {reused} of 9 frames reused: {paths:?}");
     assert!(reused >= 8, "{paths:?}");
+    // On an unchanged frame the stored score and state are what the full path computes: the
+    // reused mask is the computed one, exactly.
+    let (_, computed) = track(session(GatePolicy::Never, 0.7), &still[..2], gt("rhino", 0));
+    assert_eq!(paths[1], Path::Reused);
+    assert!(
+        stored[1] == computed[1],
+        "stored reuse = computation on a repeated frame"
+    );
+    // The Δ-generator and the translator move it (they are learned, not exact).
+    for mode in [ReuseMode::Delta, ReuseMode::Translate] {
+        let (_, moved) = track(
+            session_with(GatePolicy::Learned, 0.7, mode),
+            &still[..2],
+            gt("rhino", 0),
+        );
+        let differ = moved[1]
+            .ids
+            .iter()
+            .zip(&computed[1].ids)
+            .filter(|(a, b)| a != b)
+            .count();
+        eprintln!("{mode}: {differ} pixels differ from the computed mask on a repeated frame");
+    }
 
     // Rhino, then a cut to another video.
     let mut cut: Vec<Frame> = (0..4).map(|i| frame("rhino", i)).collect();

@@ -9,7 +9,7 @@ use crate::io::Mask;
 use crate::io::palette::color_of;
 use crate::io::source::Source;
 use crate::sweep::SweepRow;
-use crate::track::gate::{GatePolicy, Path as Route};
+use crate::track::gate::{GatePolicy, Path as Route, ReuseMode};
 use crate::track::video::{FrameStats, VideoStats};
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -116,26 +116,37 @@ fn find(dir: &Path) -> Result<Found> {
     })
 }
 
+/// Reads `sweep.csv` by its header (older sweeps have no `mode` column).
 fn read_sweep(path: &Path) -> Result<Vec<SweepRow>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, h)| h.split(',').collect())
+        .unwrap_or_default();
+    let col = |name: &str| header.iter().position(|h| *h == name);
     let mut rows = Vec::new();
-    for (k, line) in text.lines().enumerate().skip(1) {
+    for (k, line) in lines {
         let c: Vec<&str> = line.split(',').collect();
         let bad = || Error::format(path, format!("line {}: not a sweep row", k + 1));
-        if c.len() < 9 {
-            return Err(bad());
-        }
-        let num = |i: usize| c[i].parse::<f64>().map_err(|_| bad());
+        let cell = |name: &str| col(name).and_then(|i| c.get(i).copied()).ok_or_else(bad);
+        let num = |name: &str| cell(name)?.parse::<f64>().map_err(|_| bad());
+        let mode = match cell("mode") {
+            Ok("") | Err(_) => None,
+            Ok(m) => Some(<ReuseMode as clap::ValueEnum>::from_str(m, true).map_err(|_| bad())?),
+        };
         rows.push(SweepRow {
-            policy: <GatePolicy as clap::ValueEnum>::from_str(c[0], true).map_err(|_| bad())?,
-            tau: num(1)? as f32,
-            jf: num(2)?,
-            j: num(3)?,
-            f: num(4)?,
-            reuse_rate: num(5)?,
-            fps: num(6)?,
-            gflops: num(7)?,
-            run: c[8].to_string(),
+            policy: <GatePolicy as clap::ValueEnum>::from_str(cell("policy")?, true)
+                .map_err(|_| bad())?,
+            mode,
+            tau: num("tau")? as f32,
+            jf: num("jf")?,
+            j: num("j")?,
+            f: num("f")?,
+            reuse_rate: num("reuse_rate")?,
+            fps: num("fps")?,
+            gflops: num("gflops_per_frame")?,
+            run: cell("run")?.to_string(),
         });
     }
     Ok(rows)
@@ -488,21 +499,11 @@ fn sweep_section(rows: &[SweepRow]) -> Result<String> {
     // plotters writes an XML declaration-free <svg>; inline it as is.
     html.push_str(&svg);
     html.push_str(
-        "<table><tr><th>policy</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th></tr>",
+        "<table><tr><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th></tr>",
     );
     for r in rows {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1} %</td><td>{:.1}</td><td>{:.2}</td></tr>",
-            r.policy,
-            r.tau,
-            100.0 * r.jf,
-            100.0 * r.j,
-            100.0 * r.f,
-            100.0 * r.reuse_rate,
-            r.fps,
-            r.gflops
-        );
+        let cells: Vec<String> = r.cells().iter().map(|c| esc(c)).collect();
+        let _ = write!(html, "<tr><td>{}</td></tr>", cells.join("</td><td>"));
     }
     html.push_str("</table></section>");
     Ok(html)
@@ -547,4 +548,38 @@ pub fn build(dir: &Path) -> Result<String> {
 pub fn write(dir: &Path, out: &Path) -> Result<()> {
     let html = build(dir)?;
     crate::io::atomic::write_bytes(out, html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_tables_are_read_by_their_header_old_and_new() {
+        let dir = std::env::temp_dir().join(format!("rvos-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.csv");
+        std::fs::write(
+            &old,
+            "policy,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\ncopy,0.7,0.5910,0.6320,0.5500,0.4160,15.10,4.480,copy/tau-0.7\n",
+        )
+        .unwrap();
+        let rows = read_sweep(&old).unwrap();
+        assert_eq!(
+            (rows[0].policy, rows[0].mode, rows[0].tau),
+            (GatePolicy::Copy, None, 0.7)
+        );
+        let new = dir.join("new.csv");
+        std::fs::write(
+            &new,
+            "policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\nlearned,stored,0.7,0.5960,0.6370,0.5540,0.4160,15.70,5.030,learned-stored/tau-0.7\n",
+        )
+        .unwrap();
+        let rows = read_sweep(&new).unwrap();
+        assert_eq!(rows[0].mode, Some(ReuseMode::Stored));
+        assert_eq!(rows[0].series(), "learned/stored");
+        std::fs::write(&new, "policy,mode,tau\nlearned,stored,x\n").unwrap();
+        assert!(read_sweep(&new).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

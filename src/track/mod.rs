@@ -550,25 +550,37 @@ impl Session {
                             (Some(r), Some(m), Some(d)) => (r, m, d),
                             _ => unreachable!("reuse is decided only with a memory and a Δ"),
                         };
+                    let mode = self.config.gate.mode;
                     let t = Instant::now();
-                    let state = reuse.translate(&mem.state, delta)?;
+                    let translated = if mode.translates() {
+                        Some(reuse.translate(&mem.state, delta)?)
+                    } else {
+                        None
+                    };
                     times.gate_ms += ms(t);
-                    let score = FeatureMap::new(
-                        1,
-                        mem.score.height,
-                        mem.score.width,
-                        mem.score
-                            .data
-                            .iter()
-                            .zip(&delta.data)
-                            .map(|(a, b)| a + b)
-                            .collect(),
-                    );
+                    let moved = mode.adds_delta().then(|| {
+                        FeatureMap::new(
+                            1,
+                            mem.score.height,
+                            mem.score.width,
+                            mem.score
+                                .data
+                                .iter()
+                                .zip(&delta.data)
+                                .map(|(a, b)| a + b)
+                                .collect(),
+                        )
+                    });
+                    let state = translated.as_ref().unwrap_or(&mem.state);
+                    let score = moved.as_ref().unwrap_or(&mem.score);
                     let t = Instant::now();
-                    let logits = self.decoder.shallow(&state, &low.s8, &low.s4, &score)?;
+                    let logits = self.decoder.shallow(state, &low.s8, &low.s4, score)?;
                     probs.push(to_probability(&logits, w, h));
                     times.decoder_ms += ms(t);
-                    macs += stage.translate + stage.decoder_shallow;
+                    if mode.translates() {
+                        macs += stage.translate;
+                    }
+                    macs += stage.decoder_shallow;
                 }
             }
             path_ms[k] += ms(tk);

@@ -10,6 +10,10 @@ pub struct Memory {
     weights: Vec<f32>,
     lr: f32,
     previous: Option<usize>,
+    /// Slots holding the given mask's samples (the first ones filled).
+    initial: usize,
+    /// Never evict the given mask's samples (they only lose weight relative to new ones).
+    keep_initial: bool,
 }
 
 impl Memory {
@@ -19,7 +23,16 @@ impl Memory {
             weights: vec![0.0; capacity.max(1)],
             lr,
             previous: None,
+            initial: 0,
+            keep_initial: false,
         }
+    }
+
+    /// Keeps the given mask's samples for the whole video instead of letting new samples
+    /// replace them once they weigh least (FRTM evicts them).
+    pub fn keeping_initial(mut self, keep: bool) -> Memory {
+        self.keep_initial = keep;
+        self
     }
 
     /// Places an initial sample with a given weight (weights are used as given).
@@ -27,15 +40,22 @@ impl Memory {
         if let Some(i) = self.slots.iter().position(Option::is_none) {
             self.slots[i] = Some(sample);
             self.weights[i] = weight;
+            self.initial = self.initial.max(i + 1);
         }
     }
 
     /// Inserts a tracked frame's sample.
     pub fn push(&mut self, sample: Sample) {
+        let skip = if self.keep_initial && self.initial < self.slots.len() {
+            self.initial
+        } else {
+            0
+        };
         let r = self
             .weights
             .iter()
             .enumerate()
+            .skip(skip)
             .min_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, _)| i)
             .unwrap_or(0);

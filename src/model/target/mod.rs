@@ -43,6 +43,9 @@ pub struct TargetConfig {
     pub learning_rate: f32,
     /// Refine the filter every this many tracked frames.
     pub update_every: usize,
+    /// Keep the given mask's samples in the memory for the whole video.
+    #[serde(default)]
+    pub keep_given: bool,
     /// Hinge pixel weighting: foreground gets at least this share of the total weight.
     pub hinge: f32,
     /// Seed of the initial weights.
@@ -109,6 +112,7 @@ impl Default for TargetConfig {
             memory: 20,
             learning_rate: 0.1,
             update_every: 8,
+            keep_given: false,
             hinge: 0.1,
             seed: 0,
             input: TargetInput::S16,
@@ -209,7 +213,8 @@ impl TargetModel {
         let mut losses = solver::gauss_newton_cg(&mut joint, &mut x, &config.init_iters);
         let projection = Array2::from_shape_vec((c, cin), x[..c * cin].to_vec()).expect("shape");
         let filter = x[c * cin..].to_vec();
-        let mut memory = Memory::new(config.memory, config.learning_rate);
+        let mut memory =
+            Memory::new(config.memory, config.learning_rate).keeping_initial(config.keep_given);
         for (s, &g) in samples.iter().zip(&gammas) {
             memory.push_initial(
                 Sample {
