@@ -270,6 +270,13 @@ struct TrainArgs {
     /// `--stage gate`: largest gap between consecutive clip frames.
     #[arg(long, default_value_t = 10)]
     max_step: usize,
+    /// `--stage gate`: smallest gap (0 lets a clip repeat a frame: nothing changed).
+    #[arg(long, default_value_t = 1)]
+    min_step: usize,
+    /// `--stage gate`: weight each sample's Δ, BCE and state losses by its (detached)
+    /// P(reuse), so the reuse path learns on the frames it will be used on (not in the paper).
+    #[arg(long)]
+    weight_by_gate: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -775,6 +782,8 @@ fn run_train_gate(
         ep_t: args.ep_t.unwrap_or(args.iterations),
         clip: args.clip.max(1),
         max_step: args.max_step.max(1),
+        min_step: args.min_step.min(args.max_step.max(1)),
+        weight_by_gate: args.weight_by_gate,
         snapshot_every: args.snapshot_every,
         state_loss: args.state_loss.max(0.0),
         ..Default::default()

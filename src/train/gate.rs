@@ -16,8 +16,7 @@
 
 use super::data::SequenceData;
 use super::{
-    RunFiles, TrainState, batch_tensor, bce_with_logits, checkpoint, crop_frame, crop_score,
-    crop_window, open_log,
+    RunFiles, TrainState, batch_tensor, checkpoint, crop_frame, crop_score, crop_window, open_log,
 };
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
@@ -44,8 +43,15 @@ pub struct GateTrainConfig {
     pub crop: (usize, usize),
     /// Frames after the reference in each clip.
     pub clip: usize,
-    /// Largest gap between consecutive clip frames (each gap is uniform in 1..=max_step).
+    /// Largest gap between consecutive clip frames (each gap is uniform in
+    /// min_step..=max_step).
     pub max_step: usize,
+    /// Smallest gap; 0 lets a clip repeat a frame.
+    #[serde(default = "one")]
+    pub min_step: usize,
+    /// Weight each sample's reuse-path losses (Δ, BCE, state) by its detached P(reuse).
+    #[serde(default)]
+    pub weight_by_gate: bool,
     /// The paper's margins: m rises linearly to m1 at iteration ep_t; m2 is the dead zone.
     pub m1: f64,
     pub m2: f64,
@@ -61,6 +67,10 @@ pub struct GateTrainConfig {
     pub state_loss: f64,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for GateTrainConfig {
     fn default() -> Self {
         GateTrainConfig {
@@ -70,6 +80,8 @@ impl Default for GateTrainConfig {
             crop: (256, 448),
             clip: 4,
             max_step: 10,
+            min_step: 1,
+            weight_by_gate: false,
             m1: 0.5,
             m2: 0.0,
             ep_t: 1000,
@@ -98,7 +110,7 @@ fn sample_clip(seqs: &[SequenceData], cfg: &GateTrainConfig, rng: &mut impl Rng)
             continue;
         }
         let gaps: Vec<usize> = (0..cfg.clip)
-            .map(|_| rng.random_range(1..=cfg.max_step.max(1)))
+            .map(|_| rng.random_range(cfg.min_step.min(cfg.max_step)..=cfg.max_step.max(1)))
             .collect();
         let span: usize = gaps.iter().sum();
         let n = seq.features.len();
@@ -248,20 +260,29 @@ pub fn train_gate(
                 .clamp_min(cfg.m2)
                 .powi_scalar(2)
                 .mean();
+            // The reuse path's losses per sample, weighted by P(reuse) when asked (the gate
+            // itself learns only from L_gp).
+            let weights = if cfg.weight_by_gate {
+                p.clone().detach()
+            } else {
+                Tensor::<1>::ones([b], &device)
+            };
+            let weighted = |per_element: Tensor<4>| -> Tensor<1> {
+                let per_sample = per_element.mean_dim(3).mean_dim(2).mean_dim(1).reshape([b]);
+                (per_sample * weights.clone()).sum() / (weights.clone().sum() + 1e-6)
+            };
             let moved = last_score.clone() + out.delta.clone();
-            let l_delta = (moved.clone() - score.clone()).powi_scalar(2).mean();
+            let l_delta = weighted((moved.clone() - score.clone()).powi_scalar(2));
             let fresh_state = decoder.forward_deep(s32, s16, score.clone()).detach();
             let state_t = net.translate(last_state.clone(), out.delta);
-            let l_state = (state_t.clone() - fresh_state.clone())
-                .powi_scalar(2)
-                .mean()
+            let l_state = weighted((state_t.clone() - fresh_state.clone()).powi_scalar(2))
                 .mul_scalar(cfg.state_loss);
             let logits = resize(
                 decoder.forward_shallow(state_t, s8.clone(), s4, moved),
                 ch,
                 cw,
             );
-            let bce = bce_with_logits(logits, label);
+            let bce = weighted(super::bce_elements(logits, label));
             let loss = gp.clone() + l_delta.clone() + bce.clone() + l_state;
             gp_sum += f64::from(gp.into_scalar::<f32>());
             delta_sum += f64::from(l_delta.into_scalar::<f32>());

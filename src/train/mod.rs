@@ -199,8 +199,13 @@ pub fn batch_tensor(
 
 /// Mean binary cross-entropy of logits against 0/1 targets, computed stably.
 pub fn bce_with_logits(logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    bce_elements(logits, target).mean()
+}
+
+/// Binary cross-entropy of each element (logits in, numerically stable).
+pub fn bce_elements(logits: Tensor<4>, target: Tensor<4>) -> Tensor<4> {
     let softplus = logits.clone().clamp_min(0.0) + (logits.clone().abs().neg().exp() + 1.0).log();
-    (softplus - logits * target).mean()
+    softplus - logits * target
 }
 
 /// Paths of a run's files.
