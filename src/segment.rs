@@ -126,35 +126,35 @@ fn read_masks(job: &SegmentJob, source: &Source) -> Result<BTreeMap<usize, Mask>
         }
     };
     let mut masks = BTreeMap::new();
-    let mut size: Option<(usize, u32, u32)> = None;
+    // The frames' size, read from the first mask's frame.
+    let mut size: Option<(u32, u32)> = None;
     for spec in &job.masks {
         let frame = match spec.frame {
             Some(f) => f,
             None => default_frame()?,
         };
-        let mask = read_user_mask(&spec.path)?;
-        let (w, h) = match size {
-            Some((_, w, h)) => (w, h),
-            None => {
-                let f = read_one(source, frame)?;
-                size = Some((frame, f.width, f.height));
-                (f.width, f.height)
-            }
-        };
-        if masks.insert(frame, (mask, spec.path.clone())).is_some() {
+        if masks.contains_key(&frame) {
             return Err(Error::format(
                 &spec.path,
                 format!("a second mask for frame {frame}"),
             ));
         }
-        let (m, path) = &masks[&frame];
-        m.check_size(w, h, path)?;
-        if m.object_ids().is_empty() {
+        let mask = read_user_mask(&spec.path)?;
+        let (w, h) = match size {
+            Some(s) => s,
+            None => {
+                let f = read_one(source, frame)?;
+                *size.insert((f.width, f.height))
+            }
+        };
+        mask.check_size(w, h, &spec.path)?;
+        if mask.object_ids().is_empty() {
             return Err(Error::format(
-                path,
+                &spec.path,
                 "the mask holds no object (all pixels are background)",
             ));
         }
+        masks.insert(frame, (mask, spec.path.clone()));
     }
     // The mask tracking starts from must hold ids 1..N; later ones may add any new id.
     let first = if job.reverse {

@@ -121,6 +121,10 @@ fn mean_j(out: &Path, frames: impl Iterator<Item = usize>) -> f64 {
     js.iter().sum::<f64>() / js.len() as f64
 }
 
+fn stats_of(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap()
+}
+
 fn count_video_frames(path: &Path) -> usize {
     let source = Source::open(path).unwrap();
     source.frames(0, None, false).unwrap().count()
@@ -240,8 +244,7 @@ fn a_video_file_gives_masks_an_overlay_mattes_and_a_report() {
     assert!(agree as f64 / m5.ids.len() as f64 > 0.99);
     assert_eq!(std::fs::read_dir(matte.join("1")).unwrap().count(), N);
     // stats.json complete, the progress log gone.
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let stats = stats_of(&out);
     assert_eq!(stats["per_frame"].as_array().unwrap().len(), N);
     assert!(!out.join("frames.jsonl").exists());
 
@@ -325,8 +328,7 @@ fn ranges_reduced_size_reverse_and_corrections() {
     eprintln!("--reverse: mean J {j:.3}");
     assert!(j > 0.7, "mean J {j}");
     assert!(!back.join("00003.png").exists());
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(back.join("stats.json")).unwrap()).unwrap();
+    let stats = stats_of(&back);
     assert_eq!(
         stats["per_frame"][0]["index"],
         N - 1,
@@ -385,8 +387,7 @@ fn an_interrupted_run_resumes_where_it_stopped() {
         .collect();
     // What an interruption after frame 6 leaves: masks 0..=6, their records (and a cut line),
     // no stats.json, no overlay.
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let stats = stats_of(&out);
     let mut log = String::new();
     for r in &stats["per_frame"].as_array().unwrap()[..7] {
         log.push_str(&serde_json::to_string(r).unwrap());
@@ -402,8 +403,7 @@ fn an_interrupted_run_resumes_where_it_stopped() {
     let mut resumed_args = args.to_vec();
     resumed_args.push("--resume");
     ok(&segment(&video, &out, &resumed_args));
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let stats = stats_of(&out);
     assert_eq!(stats["resumed_at"], 7, "the first unfinished frame");
     assert_eq!(stats["per_frame"].as_array().unwrap().len(), N);
     for (i, bytes) in full.iter().enumerate().take(7) {

@@ -51,6 +51,14 @@ fn drain(stderr: Option<std::process::ChildStderr>) -> Option<JoinHandle<String>
     })
 }
 
+/// What the draining thread collected (once the child has ended).
+fn collected(stderr: &mut Option<JoinHandle<String>>) -> String {
+    stderr
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default()
+}
+
 /// The last lines of ffmpeg's messages, for an error.
 fn last_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -211,11 +219,7 @@ impl VideoReader {
             let _ = self.child.kill();
         }
         let status = self.child.wait().map_err(|e| Error::read(&self.path, e))?;
-        let messages = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let messages = collected(&mut self.stderr);
         if !stopped_early && !status.success() {
             return Err(Error::format(
                 &self.path,
@@ -390,11 +394,7 @@ impl VideoWriter {
             // ffmpeg died: its messages say why.
             self.stdin = None;
             let _ = self.child.wait();
-            let messages = self
-                .stderr
-                .take()
-                .and_then(|h| h.join().ok())
-                .unwrap_or_default();
+            let messages = collected(&mut self.stderr);
             return Err(Error::format(
                 &self.dest,
                 format!("ffmpeg stopped encoding ({e}): {}", last_lines(&messages)),
@@ -407,11 +407,7 @@ impl VideoWriter {
     pub fn finish(mut self) -> Result<()> {
         self.stdin = None;
         let status = self.child.wait().map_err(|e| Error::write(&self.dest, e))?;
-        let messages = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let messages = collected(&mut self.stderr);
         self.finished = true;
         if !status.success() {
             let _ = std::fs::remove_file(&self.tmp);

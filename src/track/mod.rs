@@ -315,6 +315,11 @@ impl Session {
         self.truths.insert(frame, mask);
     }
 
+    /// The index the next pushed frame gets (masks for it go to `add_mask` with this index).
+    pub fn next_index(&self) -> usize {
+        self.next
+    }
+
     /// Object ids being tracked.
     pub fn object_ids(&self) -> Vec<u8> {
         self.objects.iter().map(|o| o.id).collect()

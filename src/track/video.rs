@@ -210,13 +210,6 @@ fn resize_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
     out
 }
 
-/// Soft mattes: each object's share of the aggregated probability (the merge's soft
-/// aggregation, not masked to the winning pixels).
-fn mattes(ids: &[u8], probs: &[Vec<f32>]) -> Vec<(u8, Vec<f32>)> {
-    let soft = merge::aggregate(probs);
-    ids.iter().copied().zip(soft).collect()
-}
-
 /// Tracks a video, handing every frame's result to `sink` in processing order.
 pub fn track(
     model: &Model,
@@ -243,37 +236,40 @@ pub fn track(
     let start = Instant::now();
     let mut per_frame: Vec<FrameStats> = Vec::new();
     let mut init = 0.0;
-    let mut pushed = 0usize;
-    let mut sizes = None;
-    let mut original_size = None;
+    // The frames' size and the size they are tracked at, from the first frame.
+    let mut sizes: Option<((u32, u32), (u32, u32))> = None;
     loop {
         let t = Instant::now();
         let Some(item) = frames.next() else { break };
         let item = item?;
         let (w, h) = (item.frame.width, item.frame.height);
-        let first_size = *original_size.get_or_insert((w, h));
+        let (first_size, processing) =
+            *sizes.get_or_insert_with(|| ((w, h), processing_size(w, h, max_side)));
         if first_size != (w, h) {
             return Err(Error::Invalid(format!(
                 "{source}: frame {} is {w}x{h}, earlier frames are {}x{}",
                 item.index, first_size.0, first_size.1
             )));
         }
-        let (pw, ph) = *sizes.get_or_insert_with(|| processing_size(w, h, max_side));
-        let processing = (pw, ph);
-        let scaled = (processing != (w, h))
+        let (pw, ph) = processing;
+        let given = masks.get(&item.index);
+        let carried = records_before.get(&item.index);
+        // Only frames the tracker sees are resized (a carried frame without a mask is not).
+        let scaled = (processing != (w, h) && (given.is_some() || carried.is_none()))
             .then(|| resize_frame(&item.frame, processing))
             .transpose()?;
         let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let given = masks.get(&item.index);
         if let Some(mask) = given {
-            session.add_mask(pushed, scaled_mask(mask, processing, item.index)?)?;
+            session.add_mask(
+                session.next_index(),
+                scaled_mask(mask, processing, item.index)?,
+            )?;
         }
-        if let Some(record) = records_before.get(&item.index) {
+        if let Some(record) = carried {
             // Finished by the earlier run. Where the user gave a mask, the objects (re)start
             // from it as they did then; otherwise only the sink sees the frame again.
             if given.is_some() {
                 session.push(scaled.as_ref().unwrap_or(&item.frame))?;
-                pushed += 1;
             }
             let load = load_mask.ok_or_else(|| Error::Invalid("replay without masks".into()))?;
             let mask = load(record)?;
@@ -293,10 +289,9 @@ pub fn track(
         if let Some(read) = truth
             && let Some(m) = read(item.index)?
         {
-            session.add_truth(pushed, m);
+            session.add_truth(session.next_index(), m);
         }
         let mut result = session.push(scaled.as_ref().unwrap_or(&item.frame))?;
-        pushed += 1;
         result.times.decode_ms = decode_ms;
         init += result.times.init_ms / 1000.0;
 
@@ -336,7 +331,13 @@ pub fn track(
                 ids: labels,
             }
         };
-        let soft = want_mattes.then(|| mattes(&ids, &probs));
+        // Soft mattes: each object's share of the aggregated probability.
+        let soft = want_mattes.then(|| {
+            ids.iter()
+                .copied()
+                .zip(merge::aggregate(&probs))
+                .collect::<Vec<_>>()
+        });
         result.times.merge_ms += t.elapsed().as_secs_f64() * 1000.0;
 
         let mut record = FrameStats {
@@ -377,8 +378,8 @@ pub fn track(
         frames: per_frame.len(),
         tracked_frames,
         reverse,
-        size: original_size.unwrap_or_default(),
-        processing_size: sizes.unwrap_or_default(),
+        size: sizes.map(|s| s.0).unwrap_or_default(),
+        processing_size: sizes.map(|s| s.1).unwrap_or_default(),
         resumed_at,
         seconds,
         fps: tracked_frames as f64 / seconds,
