@@ -8,12 +8,10 @@
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod output;
-pub mod segment;
-pub mod sweep;
 pub mod track;
-pub mod train;
 
 pub use error::{Error, Result};

@@ -5,11 +5,12 @@ use clap::{Parser, Subcommand};
 use reuse_vos::engine::EngineKind;
 use reuse_vos::io::{Dataset, DatasetKind, Frame};
 use reuse_vos::metrics::{EvalOptions, evaluate};
+use reuse_vos::model::Model;
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
-use reuse_vos::model::target::TargetInput;
+use reuse_vos::model::online::TargetInput;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
-use reuse_vos::track::{Model, TrackerConfig};
+use reuse_vos::track::{TrackerConfig, TrackerKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -58,7 +59,7 @@ struct SegmentArgs {
     /// the option). A later mask adds the objects it holds that are new and restarts those that
     /// exist from it. Palette PNG (ids 1..N) or grey PNG (0/255, one object).
     #[arg(long, required = true)]
-    mask: Vec<reuse_vos::segment::MaskSpec>,
+    mask: Vec<reuse_vos::jobs::segment::MaskSpec>,
     /// Output folder: one palette PNG per frame (named like the frames; a video's frames are
     /// 00000.png, 00001.png, ... by frame index) and stats.json.
     #[arg(long)]
@@ -101,16 +102,8 @@ struct ReportArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// DAVIS root (JPEGImages/480p, Annotations/480p).
-    #[arg(long)]
-    davis: PathBuf,
-    #[arg(long, default_value_t = 2016, value_parser = clap::value_parser!(u16).range(2016..=2017))]
-    year: u16,
-    /// Set name or list file (see `eval`).
-    #[arg(long, conflicts_with = "sequences")]
-    set: Option<String>,
-    #[arg(long, value_delimiter = ',')]
-    sequences: Option<Vec<String>>,
+    #[command(flatten)]
+    data: DavisArgs,
     /// Output folder: <out>/<sequence>/<frame>.png and timing.json.
     #[arg(long)]
     out: PathBuf,
@@ -120,21 +113,15 @@ struct RunArgs {
     /// Track only shard i of n (0 <= i < n: every n-th sequence from the i-th), for a job
     /// array; shards write disjoint files (timing-i-of-n.json), merged by directory union.
     #[arg(long)]
-    shard: Option<reuse_vos::track::batch::Shard>,
+    shard: Option<reuse_vos::jobs::run::Shard>,
     #[command(flatten)]
     model: ModelArgs,
 }
 
 #[derive(clap::Args)]
 struct SweepArgs {
-    /// DAVIS root (JPEGImages/480p, Annotations/480p).
-    #[arg(long)]
-    davis: PathBuf,
-    #[arg(long, default_value_t = 2016, value_parser = clap::value_parser!(u16).range(2016..=2017))]
-    year: u16,
-    /// Set name or list file (see `eval`).
-    #[arg(long)]
-    set: String,
+    #[command(flatten)]
+    data: DavisArgs,
     /// Thresholds τ to run.
     #[arg(
         long,
@@ -153,7 +140,10 @@ struct SweepArgs {
     /// Reuse modes to run, for the policies that take the reuse path (learned, fusion, oracle).
     #[arg(long, value_delimiter = ',', value_enum, default_value = "stored")]
     reuse_modes: Vec<ReuseMode>,
-    /// Output folder: <policy>[-<mode>]/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
+    /// Trackers to run side by side (default: --tracker's).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    trackers: Option<Vec<TrackerKind>>,
+    /// Output folder: <tracker>-<policy>[-<mode>]/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_t = 1)]
@@ -167,8 +157,11 @@ struct SweepArgs {
 struct ModelArgs {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Decoder weights (safetensors, or a training checkpoint .bpk). Default: the embedded
-    /// trained decoder.
+    /// What scores each object on computed frames: FRTM's online target model.
+    #[arg(long, value_enum, default_value = "frtm")]
+    tracker: TrackerKind,
+    /// Decoder weights (safetensors, or a training checkpoint .bpk), each with its config
+    /// (`.json`) beside it. Default: the embedded trained decoder.
     #[arg(long)]
     decoder: Option<PathBuf>,
     /// Channels of each object's target-model projection.
@@ -215,12 +208,9 @@ struct ModelArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// DAVIS-2016 root (JPEGImages/480p, Annotations/480p).
-    #[arg(long)]
-    data: PathBuf,
-    /// List of training sequences (e.g. splits/fit.txt).
-    #[arg(long)]
-    split: String,
+    /// The training sequences (DAVIS 2016), e.g. `--set splits/fit.txt`.
+    #[command(flatten)]
+    data: DavisArgs,
     /// Output folder: checkpoints, loss.csv, decoder.safetensors.
     #[arg(long)]
     out: PathBuf,
@@ -366,25 +356,61 @@ enum BenchCommand {
     },
 }
 
-#[derive(clap::Args)]
-struct EvalArgs {
-    /// DAVIS root (holds Annotations/480p; JPEGImages are not needed).
+/// Which DAVIS data a command reads: the same options, with the same defaults, on every command.
+#[derive(clap::Args, Clone)]
+struct DavisArgs {
+    /// DAVIS root (JPEGImages/480p, Annotations/480p).
     #[arg(long)]
     davis: PathBuf,
-    /// Results folder: <results>/<sequence>/<frame>.png, indexed PNGs.
-    #[arg(long)]
-    results: PathBuf,
-    /// Set name (ImageSets/2017/<set>.txt, or ImageSets/480p/<set>.txt with --year 2016) or a
-    /// list file. Default: every annotated sequence.
+    /// 2016: grey annotations, one object per sequence; 2017: palette annotations, ids 1..N.
+    /// Default: told by the root's first annotation (grey or palette).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2016..=2017))]
+    year: Option<u16>,
+    /// Set name (ImageSets/2017/<set>.txt, or ImageSets/480p/<set>.txt for 2016) or a list
+    /// file, e.g. splits/fit.txt. Default: every annotated sequence.
     #[arg(long, conflicts_with = "sequences")]
     set: Option<String>,
     /// Comma-separated sequence names.
     #[arg(long, value_delimiter = ',')]
     sequences: Option<Vec<String>>,
-    /// 2017: palette annotations, ids 1..N. 2016: grey annotations, one object, all non-zero
-    /// result ids merged.
-    #[arg(long, default_value_t = 2017, value_parser = clap::value_parser!(u16).range(2016..=2017))]
-    year: u16,
+}
+
+impl DavisArgs {
+    fn kind(&self) -> anyhow::Result<DatasetKind> {
+        Ok(match self.year {
+            Some(2016) => DatasetKind::Davis2016,
+            Some(_) => DatasetKind::Davis2017,
+            None => DatasetKind::detect(&self.davis)?,
+        })
+    }
+
+    fn open(&self) -> anyhow::Result<Dataset> {
+        let (set, seqs) = (self.set.as_deref(), self.sequences.as_deref());
+        Ok(Dataset::open(&self.davis, self.kind()?, set, seqs)?)
+    }
+
+    /// The name a selection is reported under: the set name, a list file's stem, or "all".
+    fn label(&self) -> String {
+        match &self.set {
+            Some(s) => Path::new(s)
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.to_string()),
+            None if self.sequences.is_some() => "custom".into(),
+            None => "all".into(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The ground truth (only Annotations/480p is read; JPEGImages are not needed). With 2016,
+    /// all non-zero result ids are merged into the one object.
+    #[command(flatten)]
+    data: DavisArgs,
+    /// Results folder: <results>/<sequence>/<frame>.png, indexed PNGs.
+    #[arg(long)]
+    results: PathBuf,
     /// Also write every per-frame value at full precision to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -406,40 +432,8 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The name a set is reported under: the set name, a list file's stem, or "all".
-fn set_label(set: Option<&str>, sequences: bool) -> String {
-    match set {
-        Some(s) => Path::new(s)
-            .file_stem()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| s.to_string()),
-        None if sequences => "custom".into(),
-        None => "all".into(),
-    }
-}
-
-/// A DAVIS root of the given year with the chosen sequences.
-fn open_davis(
-    root: &Path,
-    year: u16,
-    set: Option<&str>,
-    sequences: Option<&[String]>,
-) -> anyhow::Result<Dataset> {
-    let kind = if year == 2016 {
-        DatasetKind::Davis2016
-    } else {
-        DatasetKind::Davis2017
-    };
-    Ok(Dataset::open(root, kind, set, sequences)?)
-}
-
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let dataset = open_davis(
-        &args.davis,
-        args.year,
-        args.set.as_deref(),
-        args.sequences.as_deref(),
-    )?;
+    let dataset = args.data.open()?;
     let frames: u64 = dataset
         .sequences
         .iter()
@@ -459,7 +453,7 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         Some(&bar),
     )?;
     bar.finish_and_clear();
-    let label = set_label(args.set.as_deref(), args.sequences.is_some());
+    let label = args.data.label();
     let csv_dir = args.csv_dir.as_deref().unwrap_or(&args.results);
     let (g, p) = report.write_csvs(csv_dir, &label)?;
     if let Some(json) = &args.json {
@@ -486,10 +480,10 @@ fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
 }
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
-    let mut model = match &args.decoder {
-        Some(p) => Model::from_decoder_file(BackboneSpec::embedded()?, p)?,
-        None => Model::embedded()?,
-    };
+    let mut model = Model::embedded()?;
+    if let Some(p) = &args.decoder {
+        model = model.with_decoder_file(p)?;
+    }
     if let Some(w) = &args.engine.weights {
         model = model.with_backbone_weights(w)?;
     }
@@ -501,6 +495,7 @@ fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
 
 fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
     let mut cfg = TrackerConfig {
+        tracker: args.tracker,
         engine: args.engine.engine,
         threads,
         augment: args.augment.min(6),
@@ -525,7 +520,7 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
 }
 
 fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
-    use reuse_vos::segment::{SegmentJob, SegmentOutcome, segment};
+    use reuse_vos::jobs::segment::{SegmentJob, SegmentOutcome, segment};
     let job = SegmentJob {
         input: args.input,
         masks: args.mask,
@@ -570,6 +565,15 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         }
         SegmentOutcome::Done(stats) => stats,
     };
+    print_segment_summary(&stats, &job.out);
+    if let Some(o) = &job.overlay {
+        println!("overlay video: {}", o.display());
+    }
+    Ok(())
+}
+
+/// What a finished `segment` prints: time per stage, reuse, speed, where the masks are.
+fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats, out: &Path) {
     let m = &stats.mean_times;
     println!(
         "per frame after the first (ms): read {:.1}, backbone {:.1}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, tracking total {:.1}, write {:.1}",
@@ -609,21 +613,12 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         stats.processing_size.0,
         stats.processing_size.1,
         stats.engine,
-        job.out.display()
+        out.display()
     );
-    if let Some(o) = &job.overlay {
-        println!("overlay video: {}", o.display());
-    }
-    Ok(())
 }
 
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
-    let mut dataset = open_davis(
-        &args.davis,
-        args.year,
-        args.set.as_deref(),
-        args.sequences.as_deref(),
-    )?;
+    let mut dataset = args.data.open()?;
     if let Some(shard) = args.shard {
         dataset.sequences = shard.select(&dataset.sequences);
         anyhow::ensure!(
@@ -639,7 +634,7 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = tracker_config(&args.model, threads);
     let total = count_frames(&dataset)?;
     let bar = progress_bar(total, "run");
-    let s = reuse_vos::track::batch::run_dataset(
+    let s = reuse_vos::jobs::run::run_dataset(
         &model,
         &cfg,
         &dataset,
@@ -673,41 +668,28 @@ fn count_frames(dataset: &Dataset) -> anyhow::Result<u64> {
 }
 
 fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
-    let dataset = open_davis(&args.davis, args.year, Some(&args.set), None)?;
+    let dataset = args.data.open()?;
     let model = load_model(&args.model)?;
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
-    let runs: usize = args
-        .gates
-        .iter()
-        .map(|&g| {
-            if reuse_vos::sweep::takes_mode(g) {
-                args.reuse_modes.len()
-            } else {
-                1
-            }
-        })
-        .sum::<usize>()
-        * args.taus.len();
-    let bar = progress_bar(count_frames(&dataset)? * runs as u64, "sweep");
-    let rows = reuse_vos::sweep::sweep(
-        &model,
-        &cfg,
-        &dataset,
-        &args.gates,
-        &args.reuse_modes,
-        &args.taus,
-        &args.out,
-        jobs,
-        &|label| {
+    let trackers = args.trackers.clone().unwrap_or(vec![args.model.tracker]);
+    let plan = reuse_vos::jobs::sweep::SweepPlan {
+        trackers: &trackers,
+        policies: &args.gates,
+        modes: &args.reuse_modes,
+        taus: &args.taus,
+    };
+    let bar = progress_bar(count_frames(&dataset)? * plan.len() as u64, "sweep");
+    let rows =
+        reuse_vos::jobs::sweep::sweep(&model, &cfg, &dataset, &plan, &args.out, jobs, &|label| {
             bar.set_message(label.to_string());
             bar.inc(1)
-        },
-    )?;
+        })?;
     bar.finish_and_clear();
     print!(
         "{}",
-        std::fs::read_to_string(args.out.join("sweep.md")).unwrap_or_default()
+        std::fs::read_to_string(args.out.join(reuse_vos::output::names::SWEEP_MD))
+            .unwrap_or_default()
     );
     println!(
         "{} runs; sweep.csv, sweep.md and sweep.svg in {}",
@@ -718,7 +700,13 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let dataset = Dataset::open(&args.data, DatasetKind::Davis2016, Some(&args.split), None)?;
+    if args.data.kind()? != DatasetKind::Davis2016 {
+        anyhow::bail!(
+            "{}: training reads DAVIS 2016 (grey annotations, one object per sequence)",
+            args.data.davis.display()
+        );
+    }
+    let dataset = args.data.open()?;
     let spec = backbone_spec(&args.engine)?;
     let mut engine = reuse_vos::engine::backbone(&spec, args.engine.engine, args.engine.threads)?;
     if args.stage == Stage::Gate {
@@ -729,11 +717,11 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .try_into()
         .map_err(|_| anyhow::anyhow!("--channels needs 4 values"))?;
-    let cfg = reuse_vos::train::TrainConfig {
+    let cfg = reuse_vos::jobs::train::TrainConfig {
         iterations: args.iterations,
         batch: args.batch,
         learning_rate: args.lr,
-        decoder: reuse_vos::train::DecoderChannels { channels },
+        decoder: reuse_vos::jobs::train::DecoderChannels { channels },
         object_crops: args.object_crops.clamp(0.0, 1.0),
         decay_at: args.decay_at,
         snapshot_every: args.snapshot_every,
@@ -741,7 +729,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     let bar = progress_bar(0, "train");
     let start = std::time::Instant::now();
-    let state = reuse_vos::train::train(
+    let state = reuse_vos::jobs::train::train(
         &dataset,
         engine.as_mut(),
         &args.out,
@@ -754,7 +742,11 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_trained(state: &reuse_vos::train::TrainState, start: std::time::Instant, weights: &Path) {
+fn report_trained(
+    state: &reuse_vos::jobs::train::TrainState,
+    start: std::time::Instant,
+    weights: &Path,
+) {
     println!(
         "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
         state.iteration,
@@ -769,11 +761,11 @@ fn run_train_gate(
     dataset: &Dataset,
     engine: &mut dyn reuse_vos::engine::BackboneEngine,
 ) -> anyhow::Result<()> {
-    let model = match &args.decoder {
-        Some(p) => Model::from_decoder_file(BackboneSpec::embedded()?, p)?,
-        None => Model::embedded()?,
-    };
-    let cfg = reuse_vos::train::gate::GateTrainConfig {
+    let mut model = Model::embedded()?;
+    if let Some(p) = &args.decoder {
+        model = model.with_decoder_file(p)?;
+    }
+    let cfg = reuse_vos::jobs::train::gate::GateTrainConfig {
         iterations: args.iterations,
         batch: args.batch,
         learning_rate: args.lr,
@@ -790,10 +782,11 @@ fn run_train_gate(
     };
     let bar = progress_bar(0, "train");
     let start = std::time::Instant::now();
-    let state = reuse_vos::train::gate::train_gate(
+    let state = reuse_vos::jobs::train::gate::train_gate(
         dataset,
         engine,
         &model.decoder,
+        &model.decoder_config,
         &args.out,
         &cfg,
         args.resume,
@@ -807,8 +800,12 @@ fn run_train_gate(
 fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
         WeightsCommand::ExportDecoder { checkpoint, output } => {
-            let model = Model::from_decoder_file(BackboneSpec::embedded()?, &checkpoint)?;
-            reuse_vos::train::save_decoder(&model.decoder, &output)?;
+            let model = Model::embedded()?.with_decoder_file(&checkpoint)?;
+            reuse_vos::model::load::save_with_config(
+                &model.decoder,
+                &model.decoder_config,
+                &output,
+            )?;
             println!("wrote {}", output.display());
             Ok(())
         }
@@ -828,6 +825,9 @@ fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
                 .collect();
             meta.insert("averaged_from".into(), names.join(","));
             let bytes = Weights::average(&sets)?.to_safetensors(meta)?;
+            // The inputs share one network config (averaging checks their shapes): keep it.
+            let config: serde_json::Value = reuse_vos::model::load::read_config(&inputs[0])?;
+            reuse_vos::model::load::save_config(&config, &out)?;
             reuse_vos::io::atomic::write_bytes(&out, &bytes)?;
             println!("averaged {} files into {}", inputs.len(), out.display());
             Ok(())
@@ -873,7 +873,7 @@ fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
             let frame = Frame::load(&image)?;
             let m = reuse_vos::io::Mask::read_binary(&mask)?;
             m.check_size(frame.width, frame.height, &mask)?;
-            let views = reuse_vos::model::target::augment::views(&frame, &m.ids, 6);
+            let views = reuse_vos::model::online::augment::views(&frame, &m.ids, 6);
             for (i, v) in views.iter().enumerate() {
                 let img =
                     image::RgbImage::from_raw(v.frame.width, v.frame.height, v.frame.rgb.clone())

@@ -125,7 +125,7 @@ fn cli_eval_writes_toolkit_csvs_and_fails_on_extra_id() {
     assert_eq!(v["per_object"]["bear_1"]["J"].as_array().unwrap().len(), 80);
 
     let bad = Command::new(common::bin())
-        .args(["eval", "--set", "val", "--davis"])
+        .args(["eval", "--year", "2017", "--set", "val", "--davis"])
         .arg(&gt)
         .arg("--results")
         .arg(common::metric_fixtures().join("results/extra-id"))

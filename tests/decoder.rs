@@ -77,12 +77,28 @@ fn rust_upsampling_matches_the_one_training_used() {
 }
 
 #[test]
-fn decoder_channels_are_read_from_the_weights() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/decoder.safetensors");
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(
-        reuse_vos::track::decoder_channels(&bytes),
-        Some([32, 32, 32, 16])
+fn a_decoder_is_built_from_the_config_saved_beside_its_weights() {
+    use reuse_vos::model::Model;
+    use reuse_vos::model::load::{config_path, save_with_config};
+    let dir = std::env::temp_dir().join(format!("rvos-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A smaller decoder than the shipped one: only its config says so.
+    let config = DecoderConfig::new().with_channels([16, 16, 16, 8]);
+    let path = dir.join("small.safetensors");
+    save_with_config(&config.init(&device()), &config, &path).unwrap();
+    let model = Model::embedded().unwrap().with_decoder_file(&path).unwrap();
+    assert_eq!(model.decoder_config.channels, [16, 16, 16, 8]);
+    assert!(
+        model.reuse.is_none(),
+        "the reuse path belongs to another decoder"
     );
-    assert_eq!(reuse_vos::track::decoder_channels(b"not safetensors"), None);
+    // Without its config the file is refused, naming the config it needs.
+    std::fs::remove_file(config_path(&path)).unwrap();
+    let err = Model::embedded()
+        .unwrap()
+        .with_decoder_file(&path)
+        .expect_err("no config")
+        .to_string();
+    assert!(err.contains("small.json"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }

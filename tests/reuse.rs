@@ -9,11 +9,12 @@ use reuse_vos::engine::burn::{BurnBackbone, BurnReuse, device};
 use reuse_vos::engine::ort::reuse::OrtReuse;
 use reuse_vos::io::{Frame, Mask};
 use reuse_vos::model::FeatureMap;
+use reuse_vos::model::Model;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
+use reuse_vos::model::online::area_downsample;
 use reuse_vos::model::reuse::ReuseConfig;
-use reuse_vos::model::target::area_downsample;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, Path, ReuseMode};
-use reuse_vos::track::{Model, Session, TrackerConfig};
+use reuse_vos::track::{Session, TrackerConfig};
 
 fn rel(a: &[f32], b: &[f32]) -> f32 {
     let max = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);

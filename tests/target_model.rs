@@ -7,10 +7,10 @@ use reuse_vos::engine::BackboneEngine;
 use reuse_vos::engine::burn::BurnBackbone;
 use reuse_vos::io::{Frame, Mask};
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
-use reuse_vos::model::target::conv::conv3;
-use reuse_vos::model::target::problem::TargetProblem;
-use reuse_vos::model::target::solver::gauss_newton_cg;
-use reuse_vos::model::target::{
+use reuse_vos::model::online::conv::conv3;
+use reuse_vos::model::online::problem::TargetProblem;
+use reuse_vos::model::online::solver::gauss_newton_cg;
+use reuse_vos::model::online::{
     Sample, TargetConfig, TargetModel, area_downsample, as_matrix, hinge_weights,
 };
 

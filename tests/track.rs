@@ -4,7 +4,8 @@ mod common;
 
 use reuse_vos::io::{Frame, Mask};
 use reuse_vos::metrics::jaccard;
-use reuse_vos::track::{Model, Session, TrackerConfig};
+use reuse_vos::model::Model;
+use reuse_vos::track::{Session, TrackerConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,9 +1,8 @@
-//! Dataset layouts: DAVIS 2016 / 2017 and YouTube-VOS.
+//! Dataset layouts: DAVIS 2016 / 2017.
 //!
 //! DAVIS: `JPEGImages/480p/<seq>/*.jpg`, `Annotations/480p/<seq>/*.png` (every frame),
 //! sets in `ImageSets/2017/<set>.txt` (names) or `ImageSets/480p/<set>.txt` (DAVIS 2016 path
-//! pairs), or any plain list file. YouTube-VOS: `JPEGImages/<seq>`, `Annotations/<seq>` holding
-//! only the frames where objects first appear, and `meta.json`.
+//! pairs), or any plain list file.
 
 use crate::error::{Error, Result};
 use crate::io::frame::{list_images, list_with, stem};
@@ -17,8 +16,6 @@ pub enum DatasetKind {
     Davis2016,
     /// Palette annotations, ids 1..N, 255 = void.
     Davis2017,
-    /// Palette annotations on the frames where objects first appear, plus `meta.json`.
-    YouTubeVos,
 }
 
 /// A dataset root and the sequences selected from it.
@@ -75,17 +72,59 @@ pub fn read_set_file(path: &Path) -> Result<Vec<String>> {
 }
 
 impl DatasetKind {
-    fn annotations_dir(self, root: &Path) -> PathBuf {
-        match self {
-            DatasetKind::YouTubeVos => root.join("Annotations"),
-            _ => root.join("Annotations").join("480p"),
+    /// The layout of a DAVIS root, from its first annotation: a grey PNG is DAVIS 2016, a
+    /// palette PNG DAVIS 2017.
+    pub fn detect(root: &Path) -> Result<DatasetKind> {
+        let ann = root.join("Annotations").join("480p");
+        let missing = || Error::Missing {
+            path: ann.clone(),
+            what: "a DAVIS annotation folder (Annotations/480p/<sequence>/*.png)".into(),
+        };
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&ann)
+            .map_err(|_| missing())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        let mut first = None;
+        for dir in dirs {
+            first = list_with(&dir, |p| p.extension().is_some_and(|e| e == "png"))?
+                .into_iter()
+                .next();
+            if first.is_some() {
+                break;
+            }
         }
+        let first = first.ok_or_else(|| Error::Missing {
+            path: ann.clone(),
+            what: "at least one annotated sequence (Annotations/480p/<sequence>/*.png)".into(),
+        })?;
+        Ok(match crate::io::Mask::read_png(&first)?.1 {
+            crate::io::mask::MaskEncoding::Grey => DatasetKind::Davis2016,
+            crate::io::mask::MaskEncoding::Indexed => DatasetKind::Davis2017,
+        })
+    }
+
+    fn annotations_dir(self, root: &Path) -> PathBuf {
+        root.join("Annotations").join("480p")
     }
     fn frames_dir(self, root: &Path) -> PathBuf {
-        match self {
-            DatasetKind::YouTubeVos => root.join("JPEGImages"),
-            _ => root.join("JPEGImages").join("480p"),
+        root.join("JPEGImages").join("480p")
+    }
+
+    /// Reads an annotation of this layout: DAVIS 2016 grey → one object (id 1); DAVIS 2017
+    /// palette ids, void (255) as background. The one reader of ground truth.
+    pub fn read_annotation(self, path: &Path) -> Result<crate::io::Mask> {
+        let mut m = match self {
+            DatasetKind::Davis2016 => crate::io::Mask::read_binary(path)?,
+            DatasetKind::Davis2017 => crate::io::Mask::read_ids(path)?,
+        };
+        for v in &mut m.ids {
+            if *v == crate::io::mask::VOID {
+                *v = 0;
+            }
         }
+        Ok(m)
     }
     fn set_dir(self, root: &Path) -> PathBuf {
         match self {
@@ -195,40 +234,6 @@ impl Dataset {
             frames,
             annotations,
         })
-    }
-
-    /// YouTube-VOS `meta.json`: for each sequence, object id → the frame it first appears on.
-    pub fn youtube_first_frames(&self) -> Result<BTreeMap<String, BTreeMap<u8, String>>> {
-        let path = self.root.join("meta.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::read(&path, e))?;
-        let meta: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::format(&path, format!("invalid JSON: {e}")))?;
-        let videos = meta
-            .get("videos")
-            .and_then(|v| v.as_object())
-            .ok_or_else(|| Error::format(&path, "no \"videos\" object"))?;
-        let mut out = BTreeMap::new();
-        for (seq, v) in videos {
-            let mut objs = BTreeMap::new();
-            if let Some(objects) = v.get("objects").and_then(|o| o.as_object()) {
-                for (id, o) in objects {
-                    let id: u8 = id.parse().map_err(|_| {
-                        Error::format(&path, format!("{seq}: object id {id:?} is not 1..254"))
-                    })?;
-                    let first = o
-                        .get("frames")
-                        .and_then(|f| f.as_array())
-                        .and_then(|f| f.first())
-                        .and_then(|f| f.as_str())
-                        .ok_or_else(|| {
-                            Error::format(&path, format!("{seq}: object {id} has no frames"))
-                        })?;
-                    objs.insert(id, first.to_string());
-                }
-            }
-            out.insert(seq.clone(), objs);
-        }
-        Ok(out)
     }
 }
 

@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The names `write_csvs` gives its tables, as the official toolkit does: `<prefix><set>.csv`.
+pub const GLOBAL_CSV: &str = "global_results-";
+pub const PER_SEQUENCE_CSV: &str = "per-sequence_results-";
+
 /// What to evaluate.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -74,16 +78,7 @@ struct FrameScores {
 
 /// Reads a GT annotation: DAVIS 2016 grey → one object; otherwise ids with void as background.
 fn read_gt(path: &Path, kind: DatasetKind) -> Result<Mask> {
-    let mut m = match kind {
-        DatasetKind::Davis2016 => Mask::read_binary(path)?,
-        _ => Mask::read_ids(path)?,
-    };
-    for v in &mut m.ids {
-        if *v == crate::io::mask::VOID {
-            *v = 0;
-        }
-    }
-    Ok(m)
+    kind.read_annotation(path)
 }
 
 fn read_result(path: &Path, kind: DatasetKind, seq: &str) -> Result<Mask> {
@@ -233,8 +228,8 @@ impl EvalReport {
 
     /// Writes both CSVs into `dir`, atomically, named for `set`.
     pub fn write_csvs(&self, dir: &Path, set: &str) -> Result<(PathBuf, PathBuf)> {
-        let g = dir.join(format!("global_results-{set}.csv"));
-        let p = dir.join(format!("per-sequence_results-{set}.csv"));
+        let g = dir.join(format!("{GLOBAL_CSV}{set}.csv"));
+        let p = dir.join(format!("{PER_SEQUENCE_CSV}{set}.csv"));
         atomic::write_bytes(&g, self.global_csv().as_bytes())?;
         atomic::write_bytes(&p, self.per_sequence_csv().as_bytes())?;
         Ok((g, p))

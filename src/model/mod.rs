@@ -2,10 +2,12 @@
 
 pub mod backbone;
 pub mod decoder;
+pub mod load;
+pub mod online;
 pub mod reuse;
-pub mod target;
 pub mod tensor;
 pub mod weights;
 
+pub use load::Model;
 pub use tensor::FeatureMap;
 pub use weights::Weights;

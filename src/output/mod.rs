@@ -2,8 +2,10 @@
 //! mattes, an overlay video, the statistics, and the HTML report. Every file is written
 //! atomically; `frames.jsonl` records each finished frame so an interrupted run can resume.
 
+pub mod names;
 pub mod overlay;
 pub mod report;
+pub mod sweep_table;
 
 use crate::error::{Error, Result};
 use crate::io::Mask;
@@ -14,8 +16,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// The per-frame log of a run in progress (removed when `stats.json` is written).
-pub const PROGRESS: &str = "frames.jsonl";
-pub const STATS: &str = "stats.json";
+pub use names::{PROGRESS, STATS};
 
 /// Where a `segment` run writes.
 pub struct SegmentOutputs {

@@ -4,12 +4,12 @@
 //! per-stage time bars; the evaluation's J&F when present, the sweep's curves when present.
 
 use super::overlay;
+use super::sweep_table::{self, SweepRow};
 use crate::error::{Error, Result};
 use crate::io::Mask;
 use crate::io::palette::color_of;
 use crate::io::source::Source;
-use crate::sweep::SweepRow;
-use crate::track::gate::{GatePolicy, Path as Route, ReuseMode};
+use crate::track::gate::Path as Route;
 use crate::track::video::{FrameStats, VideoStats};
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -62,7 +62,7 @@ fn find(dir: &Path) -> Result<Found> {
             masks: dir.to_path_buf(),
         });
     }
-    let per_seq = dir.join("stats");
+    let per_seq = dir.join(super::names::STATS_DIR);
     if per_seq.is_dir() {
         let files =
             crate::io::frame::list_with(&per_seq, |p| p.extension().is_some_and(|e| e == "json"))?;
@@ -77,8 +77,10 @@ fn find(dir: &Path) -> Result<Found> {
     }
     let mut jf = BTreeMap::new();
     let csvs = crate::io::frame::list_with(dir, |p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("per-sequence_results-"))
+        p.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .starts_with(crate::metrics::eval::PER_SEQUENCE_CSV)
+        })
     })?;
     for csv in csvs {
         let text = std::fs::read_to_string(&csv).map_err(|e| Error::read(&csv, e))?;
@@ -97,9 +99,9 @@ fn find(dir: &Path) -> Result<Found> {
             jf.insert(seq, v.iter().sum::<f64>() / v.len() as f64);
         }
     }
-    let sweep_csv = dir.join("sweep.csv");
+    let sweep_csv = dir.join(super::names::SWEEP_CSV);
     let sweep = if sweep_csv.is_file() {
-        read_sweep(&sweep_csv)?
+        sweep_table::read(&sweep_csv)?
     } else {
         Vec::new()
     };
@@ -114,42 +116,6 @@ fn find(dir: &Path) -> Result<Found> {
         jf,
         sweep,
     })
-}
-
-/// Reads `sweep.csv` by its header (older sweeps have no `mode` column).
-fn read_sweep(path: &Path) -> Result<Vec<SweepRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, h)| h.split(',').collect())
-        .unwrap_or_default();
-    let col = |name: &str| header.iter().position(|h| *h == name);
-    let mut rows = Vec::new();
-    for (k, line) in lines {
-        let c: Vec<&str> = line.split(',').collect();
-        let bad = || Error::format(path, format!("line {}: not a sweep row", k + 1));
-        let cell = |name: &str| col(name).and_then(|i| c.get(i).copied()).ok_or_else(bad);
-        let num = |name: &str| cell(name)?.parse::<f64>().map_err(|_| bad());
-        let mode = match cell("mode") {
-            Ok("") | Err(_) => None,
-            Ok(m) => Some(<ReuseMode as clap::ValueEnum>::from_str(m, true).map_err(|_| bad())?),
-        };
-        rows.push(SweepRow {
-            policy: <GatePolicy as clap::ValueEnum>::from_str(cell("policy")?, true)
-                .map_err(|_| bad())?,
-            mode,
-            tau: num("tau")? as f32,
-            jf: num("jf")?,
-            j: num("j")?,
-            f: num("f")?,
-            reuse_rate: num("reuse_rate")?,
-            fps: num("fps")?,
-            gflops: num("gflops_per_frame")?,
-            run: cell("run")?.to_string(),
-        });
-    }
-    Ok(rows)
 }
 
 fn esc(s: &str) -> String {
@@ -493,13 +459,13 @@ fn sequence_section(seq: &Sequence, jf: Option<f64>) -> Result<String> {
 }
 
 fn sweep_section(rows: &[SweepRow]) -> Result<String> {
-    let svg = crate::sweep::plot(rows)
+    let svg = sweep_table::plot(rows)
         .map_err(|e| Error::Invalid(format!("cannot draw the sweep plot: {e}")))?;
     let mut html = String::from("<section><h2>Sweep</h2>");
     // plotters writes an XML declaration-free <svg>; inline it as is.
     html.push_str(&svg);
     html.push_str(
-        "<table><tr><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th></tr>",
+        "<table><tr><th>tracker</th><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th></tr>",
     );
     for r in rows {
         let cells: Vec<String> = r.cells().iter().map(|c| esc(c)).collect();
@@ -548,38 +514,4 @@ pub fn build(dir: &Path) -> Result<String> {
 pub fn write(dir: &Path, out: &Path) -> Result<()> {
     let html = build(dir)?;
     crate::io::atomic::write_bytes(out, html.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sweep_tables_are_read_by_their_header_old_and_new() {
-        let dir = std::env::temp_dir().join(format!("rvos-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let old = dir.join("old.csv");
-        std::fs::write(
-            &old,
-            "policy,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\ncopy,0.7,0.5910,0.6320,0.5500,0.4160,15.10,4.480,copy/tau-0.7\n",
-        )
-        .unwrap();
-        let rows = read_sweep(&old).unwrap();
-        assert_eq!(
-            (rows[0].policy, rows[0].mode, rows[0].tau),
-            (GatePolicy::Copy, None, 0.7)
-        );
-        let new = dir.join("new.csv");
-        std::fs::write(
-            &new,
-            "policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\nlearned,stored,0.7,0.5960,0.6370,0.5540,0.4160,15.70,5.030,learned-stored/tau-0.7\n",
-        )
-        .unwrap();
-        let rows = read_sweep(&new).unwrap();
-        assert_eq!(rows[0].mode, Some(ReuseMode::Stored));
-        assert_eq!(rows[0].series(), "learned/stored");
-        std::fs::write(&new, "policy,mode,tau\nlearned,stored,x\n").unwrap();
-        assert!(read_sweep(&new).is_err());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

@@ -36,7 +36,7 @@ fn level(l: &Level, at: (usize, usize), coarser: (usize, usize)) -> u64 {
 pub struct StageMacs {
     pub backbone_low: u64,
     pub backbone_high: u64,
-    /// Per object: projection and filter of the target model.
+    /// Per object: the tracker's score (FRTM: projection and filter of the target model).
     pub target: u64,
     pub decoder_deep: u64,
     pub decoder_shallow: u64,
@@ -54,20 +54,18 @@ impl StageMacs {
         backbone: &BackboneSpec,
         decoder: &Decoder,
         reuse: Option<&ReuseNet>,
-        target: (usize, usize),
+        target: u64,
         image: (usize, usize),
         taps: TapSizes,
     ) -> StageMacs {
         let [s4, s8, s16, s32] = taps;
         let (low, _, _) = backbone.macs(0..LOW_BLOCKS, image.0, image.1);
         let (high, _, _) = backbone.macs(LOW_BLOCKS..TAP_S32 + 1, s8.0, s8.1);
-        let (cin, c) = target;
-        let px16 = (s16.0 * s16.1) as u64;
         let l = &decoder.levels;
         let mut m = StageMacs {
             backbone_low: low,
             backbone_high: high,
-            target: px16 * (cin * c + c * 9) as u64,
+            target,
             decoder_deep: level(&l[0], s32, s32) + level(&l[1], s16, s32),
             decoder_shallow: level(&l[2], s8, s16)
                 + level(&l[3], s4, s8)

@@ -155,20 +155,6 @@ impl GateSettings {
     }
 }
 
-/// IoU of two binary masks; two empty masks agree completely.
-pub fn iou(a: &[bool], b: &[bool]) -> f32 {
-    let (mut inter, mut union) = (0usize, 0usize);
-    for (&x, &y) in a.iter().zip(b) {
-        inter += usize::from(x && y);
-        union += usize::from(x || y);
-    }
-    if union == 0 {
-        1.0
-    } else {
-        inter as f32 / union as f32
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +207,5 @@ mod tests {
             s(GatePolicy::Oracle, 0.8).decide(Some(1.0), Some(0.5)),
             Path::Computed
         );
-        assert_eq!(iou(&[true, false], &[true, true]), 0.5);
-        assert_eq!(iou(&[false], &[false]), 1.0);
     }
 }

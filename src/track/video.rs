@@ -2,10 +2,12 @@
 //! (forwards or backwards, at a reduced size if asked), masks on any frame, every frame's result
 //! handed to a sink at the original size, and the per-frame statistics.
 
-use super::{Model, ObjectFrame, Session, StageTimes, TrackerConfig, merge};
+use super::decide::Oracle;
+use super::{ObjectFrame, Session, StageTimes, TrackerConfig, merge};
 use crate::error::{Error, Result};
 use crate::io::source::SourceFrame;
 use crate::io::{Frame, Mask};
+use crate::model::Model;
 use crate::model::tensor::resize_bilinear;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,9 +35,6 @@ pub struct ObjectReuse {
     pub reused: usize,
     pub rate: f64,
 }
-
-/// Reads the ground truth of a frame index, if it has one (for the `oracle` policy).
-pub type TruthReader<'a> = &'a (dyn Fn(usize) -> Result<Option<Mask>> + Sync);
 
 /// A tracked video's statistics.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,26 +79,6 @@ pub struct VideoStats {
     pub per_frame: Vec<FrameStats>,
 }
 
-/// The mean of each stage's time over `frames`.
-pub fn mean_times(frames: &[FrameStats]) -> StageTimes {
-    let n = frames.len().max(1) as f64;
-    let mut m = StageTimes::default();
-    for f in frames {
-        let t = &f.times;
-        m.decode_ms += t.decode_ms / n;
-        m.output_ms += t.output_ms / n;
-        m.backbone_ms += t.backbone_ms / n;
-        m.init_ms += t.init_ms / n;
-        m.target_ms += t.target_ms / n;
-        m.gate_ms += t.gate_ms / n;
-        m.decoder_ms += t.decoder_ms / n;
-        m.merge_ms += t.merge_ms / n;
-        m.update_ms += t.update_ms / n;
-        m.total_ms += t.total_ms / n;
-    }
-    m
-}
-
 /// Per-object reuse counts over frame records (given frames not counted), and the overall rate.
 pub fn reuse_counts(frames: &[FrameStats]) -> (BTreeMap<u8, ObjectReuse>, f64) {
     let mut reuse = BTreeMap::<u8, ObjectReuse>::new();
@@ -124,8 +103,15 @@ pub fn reuse_counts(frames: &[FrameStats]) -> (BTreeMap<u8, ObjectReuse>, f64) {
 /// results after the resume point are close to, not identical with, an uninterrupted run's.
 pub struct Replay<'a> {
     pub records: BTreeMap<usize, FrameStats>,
-    pub load_mask: &'a dyn Fn(&FrameStats) -> Result<Mask>,
+    pub load_mask: MaskLoader<'a>,
 }
+
+/// The frames' size and the size they are tracked at.
+type Sizes = ((u32, u32), (u32, u32));
+/// Per object id, its soft matte.
+type Mattes = Vec<(u8, Vec<f32>)>;
+/// Reads the mask an earlier run wrote for a frame.
+type MaskLoader<'a> = &'a dyn Fn(&FrameStats) -> Result<Mask>;
 
 /// What to track.
 pub struct TrackRequest<'a> {
@@ -136,7 +122,8 @@ pub struct TrackRequest<'a> {
     pub masks: BTreeMap<usize, Mask>,
     /// Track at this longest side (results are written at the original size).
     pub max_side: Option<u32>,
-    pub truth: Option<TruthReader<'a>>,
+    /// The ground truth by the session's frame index, for the `oracle` policy.
+    pub oracle: Option<Oracle>,
     pub replay: Option<Replay<'a>>,
     pub source: String,
     pub reverse: bool,
@@ -222,12 +209,17 @@ pub fn track(
         mut frames,
         masks,
         max_side,
-        truth,
+        oracle,
         replay,
         source,
         reverse,
     } = request;
-    let mut session = Session::new(model, config.clone())?;
+    let mut session = match oracle {
+        Some(o) => Session::with_oracle(model, config.clone(), o)?,
+        None => Session::new(model, config.clone())?,
+    };
+    // The frames' size and the size they are tracked at, from the first frame.
+    let mut sizes: Option<Sizes> = None;
     let (records_before, load_mask) = match replay {
         Some(r) => (r.records, Some(r.load_mask)),
         None => (BTreeMap::new(), None),
@@ -236,22 +228,12 @@ pub fn track(
     let start = Instant::now();
     let mut per_frame: Vec<FrameStats> = Vec::new();
     let mut init = 0.0;
-    // The frames' size and the size they are tracked at, from the first frame.
-    let mut sizes: Option<((u32, u32), (u32, u32))> = None;
     loop {
         let t = Instant::now();
         let Some(item) = frames.next() else { break };
         let item = item?;
         let (w, h) = (item.frame.width, item.frame.height);
-        let (first_size, processing) =
-            *sizes.get_or_insert_with(|| ((w, h), processing_size(w, h, max_side)));
-        if first_size != (w, h) {
-            return Err(Error::Invalid(format!(
-                "{source}: frame {} is {w}x{h}, earlier frames are {}x{}",
-                item.index, first_size.0, first_size.1
-            )));
-        }
-        let (pw, ph) = processing;
+        let processing = check_size(&mut sizes, &item, max_side, &source)?;
         let given = masks.get(&item.index);
         let carried = records_before.get(&item.index);
         // Only frames the tracker sees are resized (a carried frame without a mask is not).
@@ -271,97 +253,130 @@ pub fn track(
             if given.is_some() {
                 session.push(scaled.as_ref().unwrap_or(&item.frame))?;
             }
-            let load = load_mask.ok_or_else(|| Error::Invalid("replay without masks".into()))?;
-            let mask = load(record)?;
-            sink(&Tracked {
-                frame: &item,
-                mask: &mask,
-                mattes: None,
-                record,
-                carried: true,
-            })?;
-            per_frame.push(record.clone());
+            per_frame.push(carry_frame(&item, record, load_mask, sink)?);
             continue;
         }
         if !records_before.is_empty() && resumed_at.is_none() {
             resumed_at = Some(item.index);
         }
-        if let Some(read) = truth
-            && let Some(m) = read(item.index)?
-        {
-            session.add_truth(session.next_index(), m);
-        }
         let mut result = session.push(scaled.as_ref().unwrap_or(&item.frame))?;
         result.times.decode_ms = decode_ms;
         init += result.times.init_ms / 1000.0;
-
-        // Back to the original size: given objects exactly as given, the others' probabilities
-        // upsampled and merged again.
-        let t = Instant::now();
-        let given_ids: Vec<u8> = result
-            .objects
-            .iter()
-            .filter(|o| o.given)
-            .map(|o| o.id)
-            .collect();
-        let (ids, probs): (Vec<u8>, Vec<Vec<f32>>) = if processing == (w, h) {
-            result.probabilities.into_iter().unzip()
-        } else {
-            result
-                .probabilities
-                .into_iter()
-                .map(|(id, p)| {
-                    let full = match given {
-                        Some(m) if given_ids.contains(&id) => {
-                            m.ids.iter().map(|&v| f32::from(v == id)).collect()
-                        }
-                        _ => resize_bilinear(&p, ph as usize, pw as usize, h as usize, w as usize),
-                    };
-                    (id, full)
-                })
-                .unzip()
-        };
-        let mask = if processing == (w, h) {
-            result.mask
-        } else {
-            let (labels, _) = merge::merge(&ids, &probs, (w * h) as usize);
-            Mask {
-                width: w,
-                height: h,
-                ids: labels,
-            }
-        };
-        // Soft mattes: each object's share of the aggregated probability.
-        let soft = want_mattes.then(|| {
-            ids.iter()
-                .copied()
-                .zip(merge::aggregate(&probs))
-                .collect::<Vec<_>>()
-        });
-        result.times.merge_ms += t.elapsed().as_secs_f64() * 1000.0;
-
-        let mut record = FrameStats {
-            index: item.index,
-            frame: item.name.clone(),
-            times: result.times,
-            objects: result.objects,
-            gmacs: result.macs as f64 / 1e9,
-        };
-        let t = Instant::now();
-        sink(&Tracked {
-            frame: &item,
-            mask: &mask,
-            mattes: soft.as_deref(),
-            record: &record,
-            carried: false,
-        })?;
-        record.times.output_ms = t.elapsed().as_secs_f64() * 1000.0;
-        per_frame.push(record);
+        per_frame.push(track_frame(
+            result,
+            &item,
+            given,
+            processing,
+            want_mattes,
+            sink,
+        )?);
     }
     if per_frame.is_empty() {
         return Err(Error::Invalid(format!("{source}: no frames to track")));
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let info = RunInfo {
+        source,
+        engine: session.engine().to_string(),
+        gate: config.gate,
+        reverse,
+        sizes,
+        resumed_at,
+        seconds: start.elapsed().as_secs_f64(),
+        init_seconds: init,
+    };
+    Ok(video_stats(info, per_frame, &records_before))
+}
+
+/// A frame the earlier run finished: its mask from the earlier run's files, to the sink.
+fn carry_frame(
+    item: &SourceFrame,
+    record: &FrameStats,
+    load_mask: Option<MaskLoader>,
+    sink: &mut dyn FnMut(&Tracked) -> Result<()>,
+) -> Result<FrameStats> {
+    let load = load_mask.ok_or_else(|| Error::Invalid("replay without masks".into()))?;
+    let mask = load(record)?;
+    sink(&Tracked {
+        frame: item,
+        mask: &mask,
+        mattes: None,
+        record,
+        carried: true,
+    })?;
+    Ok(record.clone())
+}
+
+/// A tracked frame's result at the original size, handed to the sink; its record.
+fn track_frame(
+    mut result: super::FrameOutput,
+    item: &SourceFrame,
+    given: Option<&Mask>,
+    processing: (u32, u32),
+    want_mattes: bool,
+    sink: &mut dyn FnMut(&Tracked) -> Result<()>,
+) -> Result<FrameStats> {
+    let size = (item.frame.width, item.frame.height);
+    let t = Instant::now();
+    let (mask, soft) = to_original_size(&mut result, given, processing, size, want_mattes);
+    result.times.merge_ms += t.elapsed().as_secs_f64() * 1000.0;
+    let mut record = FrameStats {
+        index: item.index,
+        frame: item.name.clone(),
+        times: result.times,
+        objects: result.objects,
+        gmacs: result.macs as f64 / 1e9,
+    };
+    let t = Instant::now();
+    sink(&Tracked {
+        frame: item,
+        mask: &mask,
+        mattes: soft.as_deref(),
+        record: &record,
+        carried: false,
+    })?;
+    record.times.output_ms = t.elapsed().as_secs_f64() * 1000.0;
+    Ok(record)
+}
+
+/// The frames' size and the size they are tracked at (set by the first frame); errors when a
+/// frame's size differs from the first's.
+fn check_size(
+    sizes: &mut Option<Sizes>,
+    item: &SourceFrame,
+    max_side: Option<u32>,
+    source: &str,
+) -> Result<(u32, u32)> {
+    let (w, h) = (item.frame.width, item.frame.height);
+    let (first, processing) =
+        *sizes.get_or_insert_with(|| ((w, h), processing_size(w, h, max_side)));
+    if first != (w, h) {
+        return Err(Error::Invalid(format!(
+            "{source}: frame {} is {w}x{h}, earlier frames are {}x{}",
+            item.index, first.0, first.1
+        )));
+    }
+    Ok(processing)
+}
+
+/// What `track` knows of a run besides its frames.
+struct RunInfo {
+    source: String,
+    engine: String,
+    gate: super::gate::GateSettings,
+    reverse: bool,
+    sizes: Option<Sizes>,
+    resumed_at: Option<usize>,
+    seconds: f64,
+    init_seconds: f64,
+}
+
+/// A run's statistics from its frame records (this run's and those carried over).
+fn video_stats(
+    info: RunInfo,
+    per_frame: Vec<FrameStats>,
+    records_before: &BTreeMap<usize, FrameStats>,
+) -> VideoStats {
+    let seconds = info.seconds;
     let tracked_frames = per_frame.len() - records_before.len().min(per_frame.len());
     let (reuse, reuse_rate) = reuse_counts(&per_frame);
     let gmacs_per_frame =
@@ -371,24 +386,77 @@ pub fn track(
         .filter(|f| !records_before.contains_key(&f.index))
         .cloned()
         .collect();
-    Ok(VideoStats {
-        source,
-        engine: session.engine().to_string(),
-        gate: Some(config.gate),
+    VideoStats {
+        source: info.source,
+        engine: info.engine,
+        gate: Some(info.gate),
         frames: per_frame.len(),
         tracked_frames,
-        reverse,
-        size: sizes.map(|s| s.0).unwrap_or_default(),
-        processing_size: sizes.map(|s| s.1).unwrap_or_default(),
-        resumed_at,
+        reverse: info.reverse,
+        size: info.sizes.map(|s| s.0).unwrap_or_default(),
+        processing_size: info.sizes.map(|s| s.1).unwrap_or_default(),
+        resumed_at: info.resumed_at,
         seconds,
         fps: tracked_frames as f64 / seconds,
-        init_seconds: init,
-        fps_without_init: tracked_frames as f64 / (seconds - init).max(1e-9),
-        mean_times: mean_times(fresh.get(1..).unwrap_or(&[])),
+        init_seconds: info.init_seconds,
+        fps_without_init: tracked_frames as f64 / (seconds - info.init_seconds).max(1e-9),
+        mean_times: StageTimes::mean(fresh.get(1..).unwrap_or(&[]).iter().map(|f| &f.times)),
         reuse,
         reuse_rate,
         gmacs_per_frame,
         per_frame,
-    })
+    }
+}
+
+/// A frame's result back at the frames' original size: given objects exactly as given, the
+/// others' probabilities upsampled and merged again; and, when asked, each object's soft matte
+/// (its share of the aggregated probability).
+fn to_original_size(
+    result: &mut super::FrameOutput,
+    given: Option<&Mask>,
+    processing: (u32, u32),
+    (w, h): (u32, u32),
+    want_mattes: bool,
+) -> (Mask, Option<Mattes>) {
+    let (pw, ph) = processing;
+    let given_ids: Vec<u8> = result
+        .objects
+        .iter()
+        .filter(|o| o.given)
+        .map(|o| o.id)
+        .collect();
+    let probabilities = std::mem::take(&mut result.probabilities);
+    let (ids, probs): (Vec<u8>, Vec<Vec<f32>>) = if processing == (w, h) {
+        probabilities.into_iter().unzip()
+    } else {
+        probabilities
+            .into_iter()
+            .map(|(id, p)| {
+                let full = match given {
+                    Some(m) if given_ids.contains(&id) => {
+                        m.ids.iter().map(|&v| f32::from(v == id)).collect()
+                    }
+                    _ => resize_bilinear(&p, ph as usize, pw as usize, h as usize, w as usize),
+                };
+                (id, full)
+            })
+            .unzip()
+    };
+    let mask = if processing == (w, h) {
+        std::mem::replace(&mut result.mask, Mask::new(0, 0))
+    } else {
+        let (labels, _) = merge::merge(&ids, &probs, (w * h) as usize);
+        Mask {
+            width: w,
+            height: h,
+            ids: labels,
+        }
+    };
+    let soft = want_mattes.then(|| {
+        ids.iter()
+            .copied()
+            .zip(merge::aggregate(&probs))
+            .collect::<Vec<_>>()
+    });
+    (mask, soft)
 }

@@ -7,9 +7,10 @@ use crate::io::ffmpeg::VideoWriter;
 use crate::io::mask::{check_first_mask, read_user_mask};
 use crate::io::source::Source;
 use crate::io::{Frame, Mask};
+use crate::model::Model;
 use crate::output::{PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
+use crate::track::TrackerConfig;
 use crate::track::video::{FrameStats, Replay, TrackRequest, VideoStats, track};
-use crate::track::{Model, TrackerConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -215,7 +216,7 @@ pub fn segment(
         frames,
         masks,
         max_side: job.max_side,
-        truth: None,
+        oracle: None,
         replay: (!records.is_empty()).then_some(Replay {
             records: records.clone(),
             load_mask: &load_mask,

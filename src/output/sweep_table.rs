@@ -1,20 +1,19 @@
-//! One run over reuse thresholds and policies: every (policy, τ) tracks the split, is evaluated,
-//! and lands in a table (CSV and markdown) and a plot of J&F against FPS and against the reuse
-//! rate (the paper's Fig. 6–8).
+//! The sweep's table and plot: one row per (tracker, policy, reuse mode, τ) run, written as
+//! CSV, markdown and an SVG plot of J&F against FPS and against the reuse rate (the paper's
+//! Fig. 6–8), and read back by the report.
 
+use super::names::{SWEEP_CSV, SWEEP_MD, SWEEP_SVG};
 use crate::error::{Error, Result};
-use crate::io::Dataset;
-use crate::metrics::{EvalOptions, evaluate};
-use crate::track::batch::run_dataset;
-use crate::track::gate::{GatePolicy, GateSettings, ReuseMode};
-use crate::track::{Model, TrackerConfig};
+use crate::track::TrackerKind;
+use crate::track::gate::{GatePolicy, ReuseMode};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
-/// One (policy, reuse mode, τ) of a sweep.
+/// One (tracker, policy, reuse mode, τ) of a sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepRow {
+    pub tracker: TrackerKind,
     pub policy: GatePolicy,
     /// The reuse path's mode, for the policies that take it (learned, fusion, oracle).
     pub mode: Option<ReuseMode>,
@@ -34,13 +33,14 @@ pub struct SweepRow {
 impl SweepRow {
     /// The curve this row belongs to: the policy, with the reuse mode when it has one.
     pub fn series(&self) -> String {
-        series_name(self.policy, self.mode)
+        series_name(self.tracker, self.policy, self.mode)
     }
 
-    /// The row as the tables show it: policy, mode, τ, J&F, J, F (%), reuse rate, FPS,
-    /// GFLOPs/frame.
-    pub fn cells(&self) -> [String; 9] {
+    /// The row as the tables show it: tracker, policy, mode, τ, J&F, J, F (%), reuse rate,
+    /// FPS, GFLOPs/frame.
+    pub fn cells(&self) -> [String; 10] {
         [
+            self.tracker.to_string(),
             self.policy.to_string(),
             self.mode.map_or_else(|| "–".to_string(), |m| m.to_string()),
             self.tau.to_string(),
@@ -54,115 +54,74 @@ impl SweepRow {
     }
 }
 
-fn series_name(policy: GatePolicy, mode: Option<ReuseMode>) -> String {
+/// The curve of a tracker, policy and mode: `frtm/learned/stored`, `frtm/copy`.
+pub fn series_name(tracker: TrackerKind, policy: GatePolicy, mode: Option<ReuseMode>) -> String {
     match mode {
-        Some(m) => format!("{policy}/{m}"),
-        None => policy.to_string(),
+        Some(m) => format!("{tracker}/{policy}/{m}"),
+        None => format!("{tracker}/{policy}"),
     }
 }
 
-/// Whether a policy's masks depend on the reuse mode.
-pub fn takes_mode(policy: GatePolicy) -> bool {
-    matches!(
-        policy,
-        GatePolicy::Learned | GatePolicy::Fusion | GatePolicy::Oracle
-    )
-}
-
-/// Runs every policy at every τ over `dataset` into `out/<policy>/tau-<τ>/`. Runs with τ ≥ 1
-/// never reuse, whatever the policy, so that one is run once and shared.
-#[allow(clippy::too_many_arguments)]
-pub fn sweep(
-    model: &Model,
-    base: &TrackerConfig,
-    dataset: &Dataset,
-    policies: &[GatePolicy],
-    modes: &[ReuseMode],
-    taus: &[f32],
-    out: &Path,
-    jobs: usize,
-    tick: &(dyn Fn(&str) + Sync),
-) -> Result<Vec<SweepRow>> {
-    let mut rows: Vec<SweepRow> = Vec::new();
-    for &policy in policies {
-        let policy_modes: Vec<Option<ReuseMode>> = if takes_mode(policy) {
-            modes.iter().copied().map(Some).collect()
-        } else {
-            vec![None]
+/// Reads `sweep.csv` by its header (older sweeps have no `mode` or `tracker` column).
+pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, h)| h.split(',').collect())
+        .unwrap_or_default();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let mut rows = Vec::new();
+    for (k, line) in lines {
+        let c: Vec<&str> = line.split(',').collect();
+        let bad = || Error::format(path, format!("line {}: not a sweep row", k + 1));
+        let cell = |name: &str| col(name).and_then(|i| c.get(i).copied()).ok_or_else(bad);
+        let num = |name: &str| cell(name)?.parse::<f64>().map_err(|_| bad());
+        let mode = match cell("mode") {
+            Ok("") | Err(_) => None,
+            Ok(m) => Some(<ReuseMode as clap::ValueEnum>::from_str(m, true).map_err(|_| bad())?),
         };
-        for &mode in &policy_modes {
-            for &tau in taus {
-                if tau >= 1.0
-                    && let Some(done) = rows.iter().find(|r| r.tau >= 1.0)
-                {
-                    rows.push(SweepRow {
-                        policy,
-                        mode,
-                        tau,
-                        ..done.clone()
-                    });
-                    continue;
-                }
-                let rel = format!("{}/tau-{tau}", series_name(policy, mode).replace('/', "-"));
-                let dir = out.join(&rel);
-                let cfg = TrackerConfig {
-                    gate: GateSettings {
-                        policy,
-                        tau,
-                        mode: mode.unwrap_or_default(),
-                        ..base.gate
-                    },
-                    ..base.clone()
-                };
-                let label = format!("{} τ={tau}", series_name(policy, mode));
-                let summary =
-                    run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
-                let report = evaluate(
-                    dataset,
-                    &EvalOptions {
-                        results: dir.clone(),
-                    },
-                    None,
-                )?;
-                report.write_csvs(&dir, "sweep")?;
-                let g = &report.global;
-                rows.push(SweepRow {
-                    policy,
-                    mode,
-                    tau,
-                    jf: g.jf_mean,
-                    j: g.j_mean,
-                    f: g.f_mean,
-                    reuse_rate: summary.reuse_rate,
-                    fps: summary.mean_fps,
-                    gflops: 2.0 * summary.gmacs_per_frame,
-                    run: rel,
-                });
-            }
-        }
+        let tracker = match cell("tracker") {
+            Ok("") | Err(_) => TrackerKind::default(),
+            Ok(t) => <TrackerKind as clap::ValueEnum>::from_str(t, true).map_err(|_| bad())?,
+        };
+        rows.push(SweepRow {
+            tracker,
+            policy: <GatePolicy as clap::ValueEnum>::from_str(cell("policy")?, true)
+                .map_err(|_| bad())?,
+            mode,
+            tau: num("tau")? as f32,
+            jf: num("jf")?,
+            j: num("j")?,
+            f: num("f")?,
+            reuse_rate: num("reuse_rate")?,
+            fps: num("fps")?,
+            gflops: num("gflops_per_frame")?,
+            run: cell("run")?.to_string(),
+        });
     }
-    write_outputs(&rows, out)?;
     Ok(rows)
 }
 
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
-    let mut csv = String::from("policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\n");
+    let mut csv =
+        String::from("tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\n");
     let mut md = String::from(
-        "| policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{}\n",
-            r.policy, r.tau, r.jf, r.j, r.f, r.reuse_rate, r.fps, r.gflops, r.run
+            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{}\n",
+            r.tracker, r.policy, r.tau, r.jf, r.j, r.f, r.reuse_rate, r.fps, r.gflops, r.run
         ));
         md.push_str(&format!("| {} |\n", r.cells().join(" | ")));
     }
-    crate::io::atomic::write_bytes(&out.join("sweep.csv"), csv.as_bytes())?;
-    crate::io::atomic::write_bytes(&out.join("sweep.md"), md.as_bytes())?;
+    crate::io::atomic::write_bytes(&out.join(SWEEP_CSV), csv.as_bytes())?;
+    crate::io::atomic::write_bytes(&out.join(SWEEP_MD), md.as_bytes())?;
     let svg = plot(rows).map_err(|e| Error::Invalid(format!("cannot draw the sweep plot: {e}")))?;
-    crate::io::atomic::write_bytes(&out.join("sweep.svg"), svg.as_bytes())?;
+    crate::io::atomic::write_bytes(&out.join(SWEEP_SVG), svg.as_bytes())?;
     Ok(())
 }
 
@@ -239,6 +198,7 @@ mod tests {
     #[test]
     fn the_plot_has_a_line_and_a_legend_entry_per_policy() {
         let row = |policy, tau, jf, fps, reuse_rate| SweepRow {
+            tracker: TrackerKind::Frtm,
             policy,
             mode: None,
             tau,
@@ -259,7 +219,7 @@ mod tests {
         let svg = plot(&rows).expect("plot");
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
         assert!(
-            svg.contains("\nlearned\n") && svg.contains("\ncopy\n"),
+            svg.contains("\nfrtm/learned\n") && svg.contains("\nfrtm/copy\n"),
             "legend"
         );
         assert_eq!(
@@ -271,5 +231,45 @@ mod tests {
             svg.matches("<polyline").count() >= 4,
             "a line per policy and panel"
         );
+    }
+
+    #[test]
+    fn sweep_tables_are_read_by_their_header_old_and_new() {
+        let dir = std::env::temp_dir().join(format!("rvos-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.csv");
+        std::fs::write(
+            &old,
+            "policy,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\ncopy,0.7,0.5910,0.6320,0.5500,0.4160,15.10,4.480,copy/tau-0.7\n",
+        )
+        .unwrap();
+        let rows = read(&old).unwrap();
+        assert_eq!(
+            (rows[0].policy, rows[0].mode, rows[0].tau),
+            (GatePolicy::Copy, None, 0.7)
+        );
+        let new = dir.join("new.csv");
+        std::fs::write(
+            &new,
+            "policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\nlearned,stored,0.7,0.5960,0.6370,0.5540,0.4160,15.70,5.030,learned-stored/tau-0.7\n",
+        )
+        .unwrap();
+        let rows = read(&new).unwrap();
+        assert_eq!(rows[0].mode, Some(ReuseMode::Stored));
+        assert_eq!(rows[0].series(), "frtm/learned/stored");
+        let with_tracker = dir.join("tracker.csv");
+        std::fs::write(
+            &with_tracker,
+            "tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\nfrtm,never,,1,0.5930,0.6290,0.5560,0,12.5,5.9,frtm-never/tau-1\n",
+        )
+        .unwrap();
+        let rows = read(&with_tracker).unwrap();
+        assert_eq!(
+            (rows[0].tracker, rows[0].policy),
+            (TrackerKind::Frtm, GatePolicy::Never)
+        );
+        std::fs::write(&new, "policy,mode,tau\nlearned,stored,x\n").unwrap();
+        assert!(read(&new).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

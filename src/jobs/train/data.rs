@@ -4,10 +4,10 @@
 
 use crate::engine::BackboneEngine;
 use crate::error::Result;
-use crate::io::{Dataset, Frame, Mask};
+use crate::io::{Dataset, Frame};
 use crate::model::FeatureMap;
 use crate::model::backbone::normalize;
-use crate::model::target::TargetConfig;
+use crate::model::online::TargetConfig;
 use half::f16;
 
 /// A feature map stored as f16.
@@ -104,7 +104,7 @@ pub fn load_sequence(
     let (mut width, mut height) = (0, 0);
     for ((_, ann), path) in info.annotations.iter().zip(&info.frames) {
         let frame = Frame::load(path)?;
-        let mask = Mask::read_binary(ann)?;
+        let mask = dataset.kind.read_annotation(ann)?;
         mask.check_size(frame.width, frame.height, ann)?;
         (width, height) = (frame.width as usize, frame.height as usize);
         let p = engine.pyramid(&normalize(&frame))?;
@@ -126,8 +126,9 @@ pub fn load_sequence(
         if masks[r].iter().filter(|&&m| m > 0).count() < 100 {
             continue;
         }
-        let model =
-            crate::track::fit_target(engine, &frames[r], &masks[r], &s16s[r], cfg, augment)?;
+        let model = crate::track::tracker::frtm::fit_target(
+            engine, &frames[r], &masks[r], &s16s[r], cfg, augment,
+        )?;
         let scores = s16s.iter().map(|f| model.score(f).data).collect();
         references.push(Reference { frame: r, scores });
     }

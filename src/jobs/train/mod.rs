@@ -3,17 +3,18 @@
 
 pub mod data;
 pub mod gate;
+pub mod harness;
 
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
-use crate::model::decoder::{Decoder, DecoderConfig, DecoderInput, resize};
-use crate::model::target::TargetConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use crate::model::decoder::{DecoderConfig, DecoderInput, resize};
+use crate::model::online::TargetConfig;
+use burn::optim::AdamConfig;
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use data::SequenceData;
-use rand::{Rng, SeedableRng};
+use harness::{LoopSpec, Run, Smoothed, Step, train_loop};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,20 @@ struct Example {
     label: Vec<f32>,
 }
 
-/// Samples a crop around the object of frame `t`, scored by the model of a reference.
+/// Errors unless some sequence has a reference frame (one whose object covers 100 pixels):
+/// the samplers draw only around references and would otherwise search forever.
+pub(crate) fn check_references(seqs: &[SequenceData]) -> Result<()> {
+    if seqs.iter().all(|s| s.references.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "none of the {} training sequences has a reference frame (an annotated frame whose object covers at least 100 pixels): nothing to train on",
+            seqs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Samples a crop around the object of frame `t`, scored by the model of a reference (some
+/// sequence has one: [`check_references`]).
 fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) -> Example {
     let seq = loop {
         let s = &seqs[rng.random_range(0..seqs.len())];
@@ -231,29 +245,6 @@ impl RunFiles {
     }
 }
 
-/// Saves a decoder's weights as safetensors (the shipped format).
-pub fn save_decoder(dec: &Decoder, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    dec.save_into(&mut store)
-        .map_err(|e| Error::Invalid(format!("{}: cannot save decoder: {e}", path.display())))
-}
-
-/// Loads decoder weights (safetensors) into a decoder of the given channels.
-pub fn load_decoder(
-    bytes: &[u8],
-    channels: [usize; 4],
-    device: &Device,
-    origin: &str,
-) -> Result<Decoder> {
-    let mut dec = DecoderConfig::new().with_channels(channels).init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
-    dec.load_from(&mut store).map_err(|e| Error::Format {
-        path: origin.into(),
-        reason: format!("not decoder weights for channels {channels:?}: {e}"),
-    })?;
-    Ok(dec)
-}
-
 /// Caches every sequence's backbone taps (f16) and its reference target models' scores.
 pub(crate) fn cache_sequences(
     dataset: &Dataset,
@@ -316,7 +307,7 @@ pub(crate) fn open_log(files: &RunFiles, header: &str, fresh: bool) -> Result<st
     Ok(log)
 }
 
-/// Trains the decoder on the sequences of `split` and writes checkpoints and the weights into
+/// Trains the decoder on the sequences of `dataset` and writes checkpoints and the weights into
 /// `out`. With `resume`, continues from the checkpoint there.
 pub fn train(
     dataset: &Dataset,
@@ -327,105 +318,97 @@ pub fn train(
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
     std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
-    let files = RunFiles {
-        dir: out.to_path_buf(),
-    };
-    let start = Instant::now();
+    let started = Instant::now();
     let seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
-    let prep = start.elapsed().as_secs_f64();
+    check_references(&seqs)?;
+    let run = Run {
+        files: RunFiles {
+            dir: out.to_path_buf(),
+        },
+        started,
+        prep_seconds: started.elapsed().as_secs_f64(),
+        resume,
+        progress,
+    };
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let dcfg = DecoderConfig::new().with_channels(cfg.decoder.channels);
-    let (mut model, mut optim, mut state) = start_or_resume(&files, dcfg.init(&device), resume)?;
-    let mut log = open_log(
-        &files,
-        "iteration,loss,iou,lr,seconds",
-        state.iteration == 0,
-    )?;
-    progress.set_length(cfg.iterations as u64);
-    progress.set_position(state.iteration as u64);
+    let spec = LoopSpec {
+        iterations: cfg.iterations,
+        seed: cfg.seed,
+        checkpoint_minutes: cfg.checkpoint_minutes,
+        snapshot_every: cfg.snapshot_every,
+        name: "decoder",
+        log_columns: "loss,iou,lr",
+    };
     progress.set_message("training");
+    let mut smooth = Smoothed::default();
+    train_loop(
+        &run,
+        &spec,
+        &dcfg,
+        dcfg.init(&device),
+        |model, rng, state| {
+            let examples: Vec<Example> = (0..cfg.batch)
+                .map(|_| sample_example(&seqs, cfg, rng))
+                .collect();
+            let (input, score, label) =
+                decoder_batch(examples, cfg, dcfg.feature_channels, &device);
+            let (ch, cw) = cfg.crop;
+            let logits = resize(model.forward(input, score), ch, cw);
+            let loss = bce_with_logits(logits.clone(), label.clone());
+            let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+            let pred = logits.detach().greater_elem(0.0).float();
+            let inter: f32 = (pred.clone() * label.clone().detach()).sum().into_scalar();
+            let union: f32 = (pred + label.detach()).clamp_max(1.0).sum().into_scalar();
+            let iou = if union > 0.0 {
+                (inter / union) as f64
+            } else {
+                1.0
+            };
+            let lr = if (state.iteration as f64) < cfg.decay_at * cfg.iterations as f64 {
+                cfg.learning_rate
+            } else {
+                cfg.learning_rate * 0.1
+            };
+            let avg = smooth.add(&[loss_value, iou]);
+            Ok(Step {
+                loss,
+                lr,
+                log: format!("{loss_value:.5},{iou:.4},{lr:e}"),
+                message: format!("loss {:.4} IoU {:.3}", avg[0], avg[1]),
+            })
+        },
+    )
+}
+
+/// A batch of examples as the decoder's input, score and label tensors.
+fn decoder_batch(
+    examples: Vec<Example>,
+    cfg: &TrainConfig,
+    fc: [usize; 4],
+    device: &Device,
+) -> (DecoderInput<Tensor<4>>, Tensor<4>, Tensor<4>) {
     let (ch, cw) = cfg.crop;
-    let fc = dcfg.feature_channels;
-    let mut last_ckpt = Instant::now();
-    let base_seconds = state.seconds;
-    let (mut avg_loss, mut avg_iou) = (0f64, 0f64);
-    while state.iteration < cfg.iterations {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-            cfg.seed.wrapping_mul(1_000_003) ^ state.iteration as u64,
-        );
-        let examples: Vec<Example> = (0..cfg.batch)
-            .map(|_| sample_example(&seqs, cfg, &mut rng))
-            .collect();
-        let mut taps: [Vec<Vec<f32>>; 4] = Default::default();
-        let (mut scores, mut labels) = (Vec::new(), Vec::new());
-        for e in examples {
-            for (i, t) in e.taps.into_iter().enumerate() {
-                taps[i].push(t);
-            }
-            scores.push(e.score);
-            labels.push(e.label);
+    let mut taps: [Vec<Vec<f32>>; 4] = Default::default();
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    for e in examples {
+        for (i, t) in e.taps.into_iter().enumerate() {
+            taps[i].push(t);
         }
-        let [t32, t16, t8, t4] = taps;
-        let input = DecoderInput {
-            s32: batch_tensor(t32, fc[0], ch.div_ceil(32), cw.div_ceil(32), &device),
-            s16: batch_tensor(t16, fc[1], ch.div_ceil(16), cw.div_ceil(16), &device),
-            s8: batch_tensor(t8, fc[2], ch.div_ceil(8), cw.div_ceil(8), &device),
-            s4: batch_tensor(t4, fc[3], ch.div_ceil(4), cw.div_ceil(4), &device),
-        };
-        let score = batch_tensor(scores, 1, ch / 16, cw / 16, &device);
-        let label = batch_tensor(labels, 1, ch, cw, &device);
-        let logits = resize(model.forward(input, score), ch, cw);
-        let loss = bce_with_logits(logits.clone(), label.clone());
-        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-        let pred = logits.detach().greater_elem(0.0).float();
-        let inter: f32 = (pred.clone() * label.clone().detach()).sum().into_scalar();
-        let union: f32 = (pred + label.detach()).clamp_max(1.0).sum().into_scalar();
-        let iou = if union > 0.0 {
-            (inter / union) as f64
-        } else {
-            1.0
-        };
-        let lr = if (state.iteration as f64) < cfg.decay_at * cfg.iterations as f64 {
-            cfg.learning_rate
-        } else {
-            cfg.learning_rate * 0.1
-        };
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
-        state.iteration += 1;
-        state.seconds = base_seconds + start.elapsed().as_secs_f64() - prep;
-        avg_loss = if state.iteration == 1 {
-            loss_value
-        } else {
-            0.98 * avg_loss + 0.02 * loss_value
-        };
-        avg_iou = if state.iteration == 1 {
-            iou
-        } else {
-            0.98 * avg_iou + 0.02 * iou
-        };
-        let _ = writeln!(
-            log,
-            "{},{loss_value:.5},{iou:.4},{lr:e},{:.1}",
-            state.iteration, state.seconds
-        );
-        progress.set_position(state.iteration as u64);
-        progress.set_message(format!("loss {avg_loss:.4} IoU {avg_iou:.3}"));
-        if cfg.snapshot_every > 0 && state.iteration % cfg.snapshot_every == 0 {
-            let snap = files
-                .dir
-                .join(format!("decoder-{:05}.safetensors", state.iteration));
-            save_decoder(&model.valid(), &snap)?;
-        }
-        let done = state.iteration == cfg.iterations;
-        if done || last_ckpt.elapsed().as_secs_f64() > 60.0 * cfg.checkpoint_minutes {
-            checkpoint(&model, &optim, &state, &files)?;
-            last_ckpt = Instant::now();
-        }
+        scores.push(e.score);
+        labels.push(e.label);
     }
-    save_decoder(&model.valid(), &files.weights())?;
-    Ok(state)
+    let [t32, t16, t8, t4] = taps;
+    let input = DecoderInput {
+        s32: batch_tensor(t32, fc[0], ch.div_ceil(32), cw.div_ceil(32), device),
+        s16: batch_tensor(t16, fc[1], ch.div_ceil(16), cw.div_ceil(16), device),
+        s8: batch_tensor(t8, fc[2], ch.div_ceil(8), cw.div_ceil(8), device),
+        s4: batch_tensor(t4, fc[3], ch.div_ceil(4), cw.div_ceil(4), device),
+    };
+    let score = batch_tensor(scores, 1, ch / 16, cw / 16, device);
+    let label = batch_tensor(labels, 1, ch, cw, device);
+    (input, score, label)
 }
 
 /// Saves a module, its optimiser and the run state (each written beside, then renamed).
@@ -450,9 +433,4 @@ pub(crate) fn checkpoint<M: burn::module::Module + Clone>(
     let text = serde_json::to_string_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
     crate::io::atomic::write_bytes(&files.state(), text.as_bytes())?;
     Ok(())
-}
-
-/// The default decoder channels of a run (for loading the shipped weights).
-pub fn default_channels() -> [usize; 4] {
-    TrainConfig::default().decoder.channels
 }

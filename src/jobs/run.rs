@@ -1,12 +1,15 @@
 //! Tracking every sequence of a dataset split into the DAVIS result layout, sequences in
 //! parallel (`jobs`), with the timing and reuse figures of each.
 
-use super::gate::GatePolicy;
-use super::video::{ObjectReuse, TrackRequest, track};
-use super::{Model, TrackerConfig};
 use crate::error::{Error, Result};
+use crate::io::Dataset;
+use crate::io::dataset::SequenceInfo;
 use crate::io::source::Source;
-use crate::io::{Dataset, DatasetKind, Mask, mask::read_user_mask};
+use crate::model::Model;
+use crate::track::TrackerConfig;
+use crate::track::decide::Oracle;
+use crate::track::gate::GatePolicy;
+use crate::track::video::{ObjectReuse, TrackRequest, track};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,7 +39,7 @@ pub struct RunSummary {
     pub shard: Option<Shard>,
     pub jobs: usize,
     pub threads_per_job: usize,
-    pub gate: super::gate::GateSettings,
+    pub gate: crate::track::gate::GateSettings,
     pub sequences: Vec<SequenceTiming>,
     /// Mean of the sequences' FPS.
     pub mean_fps: f64,
@@ -83,14 +86,7 @@ impl Shard {
 
     /// This shard's timing file (the whole split's is `timing.json`).
     pub fn timing_file(&self) -> String {
-        format!("timing-{}-of-{}.json", self.index, self.count)
-    }
-}
-
-fn read_mask(kind: DatasetKind, path: &Path) -> Result<Mask> {
-    match kind {
-        DatasetKind::Davis2016 => Mask::read_binary(path),
-        _ => read_user_mask(path),
+        crate::output::names::shard_timing(self.index, self.count)
     }
 }
 
@@ -108,7 +104,6 @@ pub fn run_dataset(
     tick: &(dyn Fn() + Sync),
 ) -> Result<RunSummary> {
     let jobs = jobs.clamp(1, dataset.sequences.len().max(1));
-    let kind = dataset.kind;
     let infos = dataset
         .sequences
         .iter()
@@ -123,63 +118,7 @@ pub fn run_dataset(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(info) = infos.get(i) else { break };
-                    let r = (|| -> Result<SequenceTiming> {
-                        let (first, first_ann) = info.annotations.first().ok_or_else(|| {
-                            Error::Invalid(format!("sequence {}: no annotation", info.name))
-                        })?;
-                        let mask = read_mask(kind, first_ann)?;
-                        let read_truth = |i: usize| -> Result<Option<Mask>> {
-                            match info.annotations.iter().find(|(f, _)| *f == i) {
-                                None => Ok(None),
-                                Some((_, p)) => read_mask(kind, p).map(Some),
-                            }
-                        };
-                        let oracle = cfg.gate.policy == GatePolicy::Oracle;
-                        let source = Source::Folder {
-                            dir: dataset.frames_dir(&info.name),
-                            paths: info.frames.clone(),
-                        };
-                        let dir = out.join(&info.name);
-                        let request = TrackRequest {
-                            frames: source.frames(0, None, false)?,
-                            masks: BTreeMap::from([(*first, mask)]),
-                            max_side: None,
-                            truth: if oracle { Some(&read_truth) } else { None },
-                            replay: None,
-                            source: source.path().display().to_string(),
-                            reverse: false,
-                        };
-                        let stats = track(
-                            model,
-                            cfg,
-                            request,
-                            &mut |t| {
-                                t.mask.save(&dir.join(format!("{}.png", t.frame.name)))?;
-                                tick();
-                                Ok(())
-                            },
-                            false,
-                        )?;
-                        // Per-frame figures beside the result folders (eval reads only PNGs
-                        // inside them).
-                        let text = serde_json::to_string(&stats)
-                            .map_err(|e| Error::Invalid(e.to_string()))?;
-                        crate::io::atomic::write_bytes(
-                            &out.join("stats").join(format!("{}.json", info.name)),
-                            text.as_bytes(),
-                        )?;
-                        Ok(SequenceTiming {
-                            sequence: info.name.clone(),
-                            frames: stats.frames,
-                            seconds: stats.seconds,
-                            fps: stats.fps,
-                            init_seconds: stats.init_seconds,
-                            fps_without_init: stats.fps_without_init,
-                            reuse_rate: stats.reuse_rate,
-                            gmacs_per_frame: stats.gmacs_per_frame,
-                            reuse: stats.reuse,
-                        })
-                    })();
+                    let r = track_sequence(model, cfg, dataset, info, out, tick);
                     if let Ok(mut all) = results.lock() {
                         all.push((i, r));
                     }
@@ -220,9 +159,81 @@ pub fn run_dataset(
         sequences,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
-    let timing = shard.map_or_else(|| "timing.json".to_string(), |s| s.timing_file());
+    let timing = shard.map_or_else(
+        || crate::output::names::TIMING.to_string(),
+        |s| s.timing_file(),
+    );
     crate::io::atomic::write_bytes(&out.join(timing), text.as_bytes())?;
     Ok(summary)
+}
+
+/// Tracks one sequence from its first annotation into `<out>/<sequence>/`, with its statistics
+/// beside the result folders.
+fn track_sequence(
+    model: &Model,
+    cfg: &TrackerConfig,
+    dataset: &Dataset,
+    info: &SequenceInfo,
+    out: &Path,
+    tick: &(dyn Fn() + Sync),
+) -> Result<SequenceTiming> {
+    let kind = dataset.kind;
+    let (first, first_ann) = info
+        .annotations
+        .first()
+        .ok_or_else(|| Error::Invalid(format!("sequence {}: no annotation", info.name)))?;
+    let mask = kind.read_annotation(first_ann)?;
+    // The run tracks from frame 0 forwards: the session's index is the
+    // frame's.
+    let annotations = info.annotations.clone();
+    let oracle: Oracle = Box::new(move |i| match annotations.iter().find(|(f, _)| *f == i) {
+        None => Ok(None),
+        Some((_, p)) => kind.read_annotation(p).map(Some),
+    });
+    let wants_oracle = cfg.gate.policy == GatePolicy::Oracle;
+    let source = Source::Folder {
+        dir: dataset.frames_dir(&info.name),
+        paths: info.frames.clone(),
+    };
+    let dir = out.join(&info.name);
+    let request = TrackRequest {
+        frames: source.frames(0, None, false)?,
+        masks: BTreeMap::from([(*first, mask)]),
+        max_side: None,
+        oracle: wants_oracle.then_some(oracle),
+        replay: None,
+        source: source.path().display().to_string(),
+        reverse: false,
+    };
+    let stats = track(
+        model,
+        cfg,
+        request,
+        &mut |t| {
+            t.mask.save(&dir.join(format!("{}.png", t.frame.name)))?;
+            tick();
+            Ok(())
+        },
+        false,
+    )?;
+    // Per-frame figures beside the result folders (eval reads only PNGs
+    // inside them).
+    let text = serde_json::to_string(&stats).map_err(|e| Error::Invalid(e.to_string()))?;
+    crate::io::atomic::write_bytes(
+        &crate::output::names::sequence_stats(out, &info.name),
+        text.as_bytes(),
+    )?;
+    Ok(SequenceTiming {
+        sequence: info.name.clone(),
+        frames: stats.frames,
+        seconds: stats.seconds,
+        fps: stats.fps,
+        init_seconds: stats.init_seconds,
+        fps_without_init: stats.fps_without_init,
+        reuse_rate: stats.reuse_rate,
+        gmacs_per_frame: stats.gmacs_per_frame,
+        reuse: stats.reuse,
+    })
 }
 
 #[cfg(test)]

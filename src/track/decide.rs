@@ -1,0 +1,81 @@
+//! Step 2 of a frame: per object, which path makes its mask. The learned gate compares the
+//! frame's stride-8 features with the object's last computed frame (template matching, P(reuse)
+//! and Δ); the oracle compares ground truths; the policy turns them into a [`Path`].
+
+use super::gate::{GateDecision, GateSettings, Path};
+use super::object::ObjectState;
+use crate::engine::ReuseEngine;
+use crate::error::Result;
+use crate::io::Mask;
+use crate::metrics::region::iou;
+use crate::model::FeatureMap;
+use crate::model::tensor::resize_bilinear;
+
+/// Reads the ground truth of a session frame index (the n-th pushed frame), for the `oracle`
+/// policy: a gate input given when the session is made.
+pub type Oracle = Box<dyn Fn(usize) -> Result<Option<Mask>> + Send>;
+
+/// One object's decision, and the Δ the gate produced for the reuse path.
+pub struct Decided {
+    pub decision: GateDecision,
+    pub delta: Option<FeatureMap>,
+    /// Time the decision took, milliseconds.
+    pub ms: f64,
+}
+
+impl Decided {
+    pub fn given() -> Decided {
+        Decided {
+            decision: GateDecision {
+                p_reuse: None,
+                oracle_iou: None,
+                path: Path::Given,
+            },
+            delta: None,
+            ms: 0.0,
+        }
+    }
+
+    pub fn path(&self) -> Path {
+        self.decision.path
+    }
+}
+
+/// The decision for an object whose mask was not given: the gate (when the session has a
+/// reuse path and the object a stored frame), the oracle's IoU (when `truth` is known), the
+/// policy.
+pub fn decide(
+    object: &ObjectState,
+    reuse: Option<&mut Box<dyn ReuseEngine>>,
+    s8: &FeatureMap,
+    truth: Option<&Mask>,
+    settings: &GateSettings,
+) -> Result<Decided> {
+    let (mut p_reuse, mut delta, mut oracle_iou) = (None, None, None);
+    if let (Some(reuse), Some(mem)) = (reuse, &object.reuse) {
+        let s = &mem.score;
+        let (h8, w8) = (s8.height, s8.width);
+        let score8 = FeatureMap::new(
+            1,
+            h8,
+            w8,
+            resize_bilinear(&s.data, s.height, s.width, h8, w8),
+        );
+        let (logit, d) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
+        p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
+        delta = Some(d);
+        if let (Some(gt), Some(last)) = (truth, &mem.truth) {
+            let now: Vec<bool> = gt.ids.iter().map(|&v| v == object.id).collect();
+            oracle_iou = Some(iou(&now, last) as f32);
+        }
+    }
+    Ok(Decided {
+        decision: GateDecision {
+            p_reuse,
+            oracle_iou,
+            path: settings.decide(p_reuse, oracle_iou),
+        },
+        delta,
+        ms: 0.0,
+    })
+}

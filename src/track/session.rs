@@ -1,0 +1,483 @@
+//! The streaming session a program drives frame by frame. Each pushed frame runs the same steps,
+//! decide first, then run: features → per-object decision → path → merge → update.
+
+use super::decide::{Decided, Oracle, decide};
+use super::flops::StageMacs;
+use super::gate::{GatePolicy, GateSettings, Path};
+use super::merge;
+use super::object::{ObjectFrame, ObjectState, Objects, ReuseMemory};
+use super::paths::{self, PathContext, PathResult};
+use super::timing::{Stage, StageTimes, since};
+use super::tracker::{self, DeepFeatures, FrameFeatures, Tracker, TrackerKind};
+use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, ReuseEngine};
+use crate::error::{Error, Result};
+use crate::io::{Frame, Mask};
+use crate::model::backbone::{LowFeatures, normalize};
+use crate::model::online::{TargetConfig, area_downsample};
+use crate::model::{FeatureMap, Model};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Session settings.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    pub tracker: TrackerKind,
+    pub target: TargetConfig,
+    /// Synthetic first-frame views for the target model.
+    pub augment: usize,
+    pub engine: Option<EngineKind>,
+    pub threads: usize,
+    /// When a frame reuses the last computed one.
+    pub gate: GateSettings,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            tracker: TrackerKind::default(),
+            target: TargetConfig::default(),
+            augment: 4,
+            engine: None,
+            threads: 2,
+            gate: GateSettings::default(),
+        }
+    }
+}
+
+/// The result of one frame.
+pub struct FrameOutput {
+    pub index: usize,
+    pub mask: Mask,
+    /// Per object (id order): its probability map, full resolution (given masks: 0/1).
+    pub probabilities: Vec<(u8, Vec<f32>)>,
+    pub objects: Vec<ObjectFrame>,
+    pub times: StageTimes,
+    /// Multiply-accumulates of the paths taken (analytic, see `flops`).
+    pub macs: u64,
+}
+
+/// A tracking session over one video.
+pub struct Session {
+    backbone: Box<dyn BackboneEngine>,
+    decoder: Box<dyn DecoderEngine>,
+    reuse: Option<Box<dyn ReuseEngine>>,
+    tracker: Box<dyn Tracker>,
+    oracle: Option<Oracle>,
+    kind: EngineKind,
+    config: TrackerConfig,
+    model: Model,
+    objects: Objects,
+    masks: BTreeMap<usize, Mask>,
+    next: usize,
+    size: Option<(u32, u32)>,
+    macs: Option<StageMacs>,
+}
+
+/// One frame on its way through the steps.
+struct FrameRun<'f> {
+    index: usize,
+    frame: &'f Frame,
+    given: Option<Mask>,
+    given_ids: Vec<u8>,
+    /// The frame's ground truth, for the oracle policy.
+    truth: Option<Mask>,
+    features: FrameFeatures,
+    times: StageTimes,
+}
+
+impl Session {
+    /// A session without ground truth (every policy but `oracle`).
+    pub fn new(model: &Model, config: TrackerConfig) -> Result<Session> {
+        Self::make(model, config, None)
+    }
+
+    /// A session whose `oracle` policy reads each frame's ground truth from `oracle`.
+    pub fn with_oracle(model: &Model, config: TrackerConfig, oracle: Oracle) -> Result<Session> {
+        Self::make(model, config, Some(oracle))
+    }
+
+    fn make(model: &Model, config: TrackerConfig, oracle: Option<Oracle>) -> Result<Session> {
+        let kind = engine::resolve(config.engine)?;
+        let policy = config.gate.policy;
+        let reuse = match &model.reuse {
+            _ if !config.gate.can_reuse() => None,
+            Some(net) => Some(engine::reuse(
+                net,
+                model.feature_channels()[2],
+                kind,
+                config.threads,
+            )?),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "--gate {policy} needs reuse-path weights, and this model has none (train them with `reuse-vos train --stage gate`, pass them with --reuse)"
+                )));
+            }
+        };
+        if policy == GatePolicy::Oracle && reuse.is_some() && oracle.is_none() {
+            return Err(Error::Invalid(
+                "--gate oracle needs the ground truth of every frame (only `run` and `sweep` on annotated data have it)".into(),
+            ));
+        }
+        let oracle = oracle.filter(|_| policy == GatePolicy::Oracle && reuse.is_some());
+        Ok(Session {
+            backbone: engine::backbone(&model.backbone, Some(kind), config.threads)?,
+            decoder: engine::decoder(
+                &model.decoder,
+                model.feature_channels(),
+                kind,
+                config.threads,
+            )?,
+            reuse,
+            tracker: tracker::build(config.tracker, &config),
+            oracle,
+            kind,
+            config,
+            model: model.clone(),
+            objects: Objects::default(),
+            masks: BTreeMap::new(),
+            next: 0,
+            size: None,
+            macs: None,
+        })
+    }
+
+    pub fn engine(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Gives the mask of frame `frame` (this frame index or a later one). Its objects that are
+    /// new start there; those that exist restart from it. Void (255) counts as background.
+    pub fn add_mask(&mut self, frame: usize, mask: Mask) -> Result<()> {
+        if frame < self.next {
+            return Err(Error::Invalid(format!(
+                "a mask for frame {frame} arrived after that frame was processed"
+            )));
+        }
+        if mask.object_ids().is_empty() {
+            return Err(Error::Invalid(format!(
+                "the mask for frame {frame} holds no object"
+            )));
+        }
+        self.masks.insert(frame, mask);
+        Ok(())
+    }
+
+    /// The index the next pushed frame gets (masks for it go to `add_mask` with this index).
+    pub fn next_index(&self) -> usize {
+        self.next
+    }
+
+    /// Object ids being tracked.
+    pub fn object_ids(&self) -> Vec<u8> {
+        self.objects.ids()
+    }
+
+    /// Tracks one frame.
+    pub fn push(&mut self, frame: &Frame) -> Result<FrameOutput> {
+        let start = Instant::now();
+        let mut run = self.begin(frame)?;
+        self.start_given(&mut run)?;
+        let decided = self.decide_all(&mut run)?;
+        if decided.iter().any(|d| d.path() == Path::Computed) {
+            self.ensure_deep(&mut run)?;
+        }
+        let (results, path_ms) = self.run_paths(&mut run, &decided)?;
+        let ids = self.objects.ids();
+        let probs: Vec<Vec<f32>> = results.iter().map(|r| r.probability.clone()).collect();
+        let n = (frame.width * frame.height) as usize;
+        let (labels, soft) = run
+            .times
+            .time(Stage::Merge, || merge::merge(&ids, &probs, n));
+        let objects = self.update(&mut run, &decided, &labels, &soft, &probs, &path_ms);
+        run.times.total_ms = since(start);
+        self.next += 1;
+        let macs = self.frame_macs(&run, &decided) + results.iter().map(|r| r.macs).sum::<u64>();
+        Ok(FrameOutput {
+            index: run.index,
+            mask: Mask {
+                width: frame.width,
+                height: frame.height,
+                ids: labels,
+            },
+            probabilities: ids.into_iter().zip(probs).collect(),
+            objects,
+            times: run.times,
+            macs,
+        })
+    }
+
+    /// Step 1: checks the frame, takes its given mask and ground truth, runs the backbone's
+    /// low levels (every frame pays them; the deep ones only run when needed).
+    fn begin<'f>(&mut self, frame: &'f Frame) -> Result<FrameRun<'f>> {
+        let index = self.next;
+        self.check_size(frame, index)?;
+        let given = self.masks.remove(&index);
+        if self.objects.is_empty() && given.is_none() {
+            return Err(Error::Invalid(format!(
+                "frame {index}: no object to track yet (give a mask first)"
+            )));
+        }
+        if let Some(mask) = &given {
+            let origin = format!("mask of frame {index}");
+            mask.check_size(frame.width, frame.height, std::path::Path::new(&origin))?;
+        }
+        let truth = match &self.oracle {
+            None => None,
+            Some(read) => Some(read(index)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--gate oracle needs the ground truth of every frame; frame {index} has none"
+                ))
+            })?),
+        };
+        let mut times = StageTimes::default();
+        let low = times.time(Stage::Backbone, || self.backbone.low(&normalize(frame)))?;
+        Ok(FrameRun {
+            index,
+            frame,
+            given_ids: given.as_ref().map(|m| m.object_ids()).unwrap_or_default(),
+            given,
+            truth,
+            features: FrameFeatures { low, deep: None },
+            times,
+        })
+    }
+
+    fn check_size(&mut self, frame: &Frame, index: usize) -> Result<()> {
+        let (w, h) = (frame.width, frame.height);
+        match self.size {
+            None if w < 32 || h < 32 => Err(Error::Invalid(format!(
+                "frame {index} is {w}x{h}: frames must be at least 32x32 pixels"
+            ))),
+            None => {
+                self.size = Some((w, h));
+                Ok(())
+            }
+            Some((ew, eh)) if (ew, eh) != (w, h) => Err(Error::Invalid(format!(
+                "frame {index} is {w}x{h}, earlier frames are {ew}x{eh}"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The deep backbone levels and the tracker's input, computed once per frame.
+    fn ensure_deep(&mut self, run: &mut FrameRun) -> Result<()> {
+        if run.features.deep.is_some() {
+            return Ok(());
+        }
+        let low = &run.features.low;
+        let high = run
+            .times
+            .time(Stage::Backbone, || self.backbone.high(&low.s8))?;
+        let input = run
+            .times
+            .time(Stage::Target, || self.tracker.frame_input(low, &high));
+        run.features.deep = Some(DeepFeatures { high, input });
+        Ok(())
+    }
+
+    /// Step 1b: objects whose mask is given (re)start from it: a tracker model and, with a
+    /// reuse path, the stored state of this frame.
+    fn start_given(&mut self, run: &mut FrameRun) -> Result<()> {
+        let Some(mask) = run.given.take() else {
+            return Ok(());
+        };
+        self.ensure_deep(run)?;
+        let t = Instant::now();
+        let (w, h) = (run.frame.width as usize, run.frame.height as usize);
+        let oracle = self.oracle.is_some();
+        if let Some(deep) = &run.features.deep {
+            for &id in &run.given_ids {
+                let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
+                let mut model =
+                    self.tracker
+                        .start(self.backbone.as_mut(), run.frame, &deep.input, &binary)?;
+                let reuse = match self.reuse.as_mut() {
+                    Some(engine) => {
+                        let score = model.score(&deep.input);
+                        let state = self.decoder.deep(&deep.high.s32, &deep.high.s16, &score)?;
+                        let low = &run.features.low;
+                        Some(ReuseMemory {
+                            template: template(engine.as_mut(), low, &binary, (w, h))?,
+                            score,
+                            state,
+                            s8: low.s8.clone(),
+                            truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
+                        })
+                    }
+                    None => None,
+                };
+                self.objects.start(ObjectState {
+                    id,
+                    model,
+                    frames: 0,
+                    reuse,
+                    previous: binary.iter().map(|&b| f32::from(b)).collect(),
+                });
+            }
+        }
+        run.given = Some(mask);
+        run.times.add(Stage::Init, since(t));
+        Ok(())
+    }
+
+    /// Step 2: every object's path (given objects keep their mask; the others ask the gate).
+    fn decide_all(&mut self, run: &mut FrameRun) -> Result<Vec<Decided>> {
+        let t = Instant::now();
+        let mut decided = Vec::new();
+        for o in self.objects.iter() {
+            let to = Instant::now();
+            let mut d = if run.given_ids.contains(&o.id) {
+                Decided::given()
+            } else {
+                decide(
+                    o,
+                    self.reuse.as_mut(),
+                    &run.features.low.s8,
+                    run.truth.as_ref(),
+                    &self.config.gate,
+                )?
+            };
+            d.ms = since(to);
+            decided.push(d);
+        }
+        run.times.add(Stage::Gate, since(t));
+        Ok(decided)
+    }
+
+    /// Step 3: each object's path, and its time (its gate decision's share included).
+    fn run_paths(
+        &mut self,
+        run: &mut FrameRun,
+        decided: &[Decided],
+    ) -> Result<(Vec<PathResult>, Vec<f64>)> {
+        let stage = self.stage_macs(run);
+        let (w, h) = (run.frame.width as usize, run.frame.height as usize);
+        let mut ctx = PathContext {
+            decoder: self.decoder.as_mut(),
+            features: &run.features,
+            stage: &stage,
+            size: (w, h),
+            times: &mut run.times,
+        };
+        let (mut results, mut path_ms) = (Vec::new(), Vec::new());
+        for (o, d) in self.objects.iter_mut().zip(decided) {
+            let t = Instant::now();
+            let result = match (d.path(), &ctx.features.deep, &run.given) {
+                (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
+                (Path::Copied, _, _) => paths::copied(o),
+                (Path::Computed, Some(deep), _) => {
+                    paths::computed(&mut ctx, deep, o, run.truth.as_ref())?
+                }
+                (Path::Reused, _, _) => match (self.reuse.as_mut(), &o.reuse, &d.delta) {
+                    (Some(r), Some(mem), Some(delta)) => {
+                        paths::reused(&mut ctx, r.as_mut(), mem, delta, self.config.gate.mode)?
+                    }
+                    _ => return Err(inconsistent("reuse without a stored frame")),
+                },
+                _ => return Err(inconsistent("a path without its inputs")),
+            };
+            results.push(result);
+            path_ms.push(d.ms + since(t));
+        }
+        Ok((results, path_ms))
+    }
+
+    /// Step 4: computed objects teach their tracker model (reused ones would be its own echo);
+    /// policies that copy keep this frame's probability. One record per object.
+    fn update(
+        &mut self,
+        run: &mut FrameRun,
+        decided: &[Decided],
+        labels: &[u8],
+        soft: &[Vec<f32>],
+        probs: &[Vec<f32>],
+        path_ms: &[f64],
+    ) -> Vec<ObjectFrame> {
+        let t = Instant::now();
+        let size = (run.frame.width as usize, run.frame.height as usize);
+        let keep_previous = self.config.gate.copies();
+        let mut records = Vec::new();
+        for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
+            let area = labels.iter().filter(|&&l| l == o.id).count();
+            let mut refined = false;
+            if d.path() == Path::Computed {
+                o.frames += 1;
+                refined = o.model.learn(&soft[k], size, area);
+            }
+            if keep_previous {
+                o.previous = probs[k].clone();
+            }
+            records.push(ObjectFrame {
+                id: o.id,
+                area,
+                given: d.path() == Path::Given,
+                refined,
+                decision: d.decision,
+                path_ms: path_ms[k],
+            });
+        }
+        run.times.add(Stage::Update, since(t));
+        records
+    }
+
+    /// The analytic MACs of each stage at this video's size (computed on the first frame).
+    fn stage_macs(&mut self, run: &FrameRun) -> StageMacs {
+        if let Some(m) = self.macs {
+            return m;
+        }
+        let low = &run.features.low;
+        let s8 = (low.s8.height, low.s8.width);
+        let (s16, s32, input) = match &run.features.deep {
+            Some(d) => (
+                (d.high.s16.height, d.high.s16.width),
+                (d.high.s32.height, d.high.s32.width),
+                (d.input.channels, d.input.height, d.input.width),
+            ),
+            None => (half(s8), half(half(s8)), (0, 0, 0)),
+        };
+        let m = StageMacs::new(
+            &self.model.backbone,
+            &self.model.decoder,
+            self.model.reuse.as_ref().filter(|_| self.reuse.is_some()),
+            self.tracker.score_macs(input),
+            (run.frame.height as usize, run.frame.width as usize),
+            [(low.s4.height, low.s4.width), s8, s16, s32],
+        );
+        self.macs = Some(m);
+        m
+    }
+
+    /// The MACs every object shares this frame: the backbone, and each gate that ran.
+    fn frame_macs(&self, run: &FrameRun, decided: &[Decided]) -> u64 {
+        let stage = self.macs.unwrap_or_default();
+        let gates = decided.iter().filter(|d| d.decision.p_reuse.is_some());
+        let deep = if run.features.deep.is_some() {
+            stage.backbone_high
+        } else {
+            0
+        };
+        stage.backbone_low + deep + gates.count() as u64 * stage.gate
+    }
+}
+
+/// The object's template for the reuse path's matching, from its mask at stride 8.
+fn template(
+    reuse: &mut dyn ReuseEngine,
+    low: &LowFeatures,
+    binary: &[u8],
+    (w, h): (usize, usize),
+) -> Result<Vec<f32>> {
+    let full: Vec<f32> = binary.iter().map(|&b| f32::from(b)).collect();
+    let (h8, w8) = (low.s8.height, low.s8.width);
+    let mask8 = FeatureMap::new(1, h8, w8, area_downsample(&full, w, h, w8, h8));
+    reuse.template(&low.s8, &mask8)
+}
+
+/// A level's size from the finer one (each level halves, rounding up).
+fn half((h, w): (usize, usize)) -> (usize, usize) {
+    (h.div_ceil(2), w.div_ceil(2))
+}
+
+fn inconsistent(what: &str) -> Error {
+    Error::Invalid(format!("tracker state is inconsistent: {what}"))
+}

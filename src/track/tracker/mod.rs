@@ -1,0 +1,86 @@
+//! The seam between the session and what turns a frame's features and one object's state into
+//! that object's score: a [`Tracker`] makes per-object [`ObjectModel`]s from given masks; each
+//! scores the object on computed frames and learns from the merged result. The gate, the reuse
+//! paths, the merge and the outputs work the same for every tracker.
+
+pub mod frtm;
+
+use crate::engine::BackboneEngine;
+use crate::error::Result;
+use crate::io::Frame;
+use crate::model::FeatureMap;
+use crate::model::backbone::{HighFeatures, LowFeatures};
+use serde::{Deserialize, Serialize};
+
+/// Which tracker a session runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackerKind {
+    /// FRTM's online target model (a projection and filter fitted by Gauss-Newton on the given
+    /// mask, refined on tracked frames) + the refinement decoder.
+    #[default]
+    Frtm,
+}
+
+impl std::fmt::Display for TrackerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrackerKind::Frtm => "frtm",
+        })
+    }
+}
+
+/// A frame's backbone features as far as they were computed: the low levels always, the deep
+/// ones (and the tracker's input made from them) only when some object needs them.
+pub struct FrameFeatures {
+    pub low: LowFeatures,
+    pub deep: Option<DeepFeatures>,
+}
+
+/// The deep backbone levels and the tracker's per-frame input derived from them.
+pub struct DeepFeatures {
+    pub high: HighFeatures,
+    /// What the tracker's object models read (FRTM: the target model's input map, stride 16).
+    pub input: FeatureMap,
+}
+
+/// Makes object models; holds what its objects share.
+pub trait Tracker: Send {
+    fn kind(&self) -> TrackerKind;
+
+    /// The per-frame input every object model reads, from the deep features (once per frame).
+    fn frame_input(&self, low: &LowFeatures, high: &HighFeatures) -> FeatureMap;
+
+    /// An object's model, started from its binary mask (0/1 per pixel) on `frame`.
+    fn start(
+        &self,
+        backbone: &mut dyn BackboneEngine,
+        frame: &Frame,
+        input: &FeatureMap,
+        mask: &[u8],
+    ) -> Result<Box<dyn ObjectModel>>;
+
+    /// Multiply-accumulates of one object's [`ObjectModel::score`] on an input of this shape.
+    fn score_macs(&self, input: (usize, usize, usize)) -> u64;
+}
+
+/// One object's part of a tracker: its target model (or memory).
+pub trait ObjectModel: Send {
+    /// The object's score on a frame (stride 16, raw, for the decoder). Keeps what
+    /// [`ObjectModel::learn`] needs of this frame.
+    fn score(&mut self, input: &FeatureMap) -> FeatureMap;
+
+    /// Learns from the merged result of the last scored frame: the object's soft mask at the
+    /// image size `(w, h)` and its area in pixels. Returns whether the model was refined.
+    fn learn(&mut self, soft: &[f32], size: (usize, usize), area: usize) -> bool;
+
+    /// Bytes the model holds.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// The tracker of a kind.
+pub fn build(kind: TrackerKind, config: &crate::track::TrackerConfig) -> Box<dyn Tracker> {
+    match kind {
+        TrackerKind::Frtm => Box::new(frtm::Frtm::new(config.target.clone(), config.augment)),
+    }
+}
