@@ -10,6 +10,7 @@ use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::online::TargetInput;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use reuse_vos::track::tracker::memory::{MemoryConfig, ReadoutSettings};
 use reuse_vos::track::{TrackerConfig, TrackerKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -157,9 +158,39 @@ struct SweepArgs {
 struct ModelArgs {
     #[command(flatten)]
     engine: EngineArgs,
-    /// What scores each object on computed frames: FRTM's online target model.
+    /// What scores each object on computed frames: FRTM's online target model, a memory of
+    /// frames matched top-k (REMN-style), or both fused.
     #[arg(long, value_enum, default_value = "frtm")]
     tracker: TrackerKind,
+    /// Memory: candidates kept per query cell.
+    #[arg(long, default_value_t = 5)]
+    mem_top_k: usize,
+    /// Memory: softmax temperature on cosine similarities.
+    #[arg(long, default_value_t = 0.1)]
+    mem_temperature: f32,
+    /// Memory: local window radius in stride-8 cells for tracked frames.
+    #[arg(long, default_value_t = 12)]
+    mem_radius: usize,
+    /// Memory: match the given frames over the whole frame (else in the local window).
+    #[arg(long)]
+    mem_global_given: bool,
+    /// Memory: tracked frames kept.
+    #[arg(long, default_value_t = 7)]
+    mem_slots: usize,
+    /// Memory: write a tracked frame when 1 − IoU with the last written mask exceeds this...
+    #[arg(long, default_value_t = 0.0)]
+    mem_write_change: f32,
+    /// Memory: ...or every this many frames.
+    #[arg(long, default_value_t = 1)]
+    mem_write_every: usize,
+    /// Fusion: the memory's weight in the fused score (the target model's: 1 − w).
+    #[arg(long, default_value_t = 0.5)]
+    fusion_weight: f32,
+    /// Skip the refinement decoder: the tracker's score, upsampled, is the probability
+    /// (only the memory tracker's score is a probability; it is read so by default until a
+    /// decoder is trained for it).
+    #[arg(long)]
+    no_decoder: bool,
     /// Decoder weights (safetensors, or a training checkpoint .bpk), each with its config
     /// (`.json`) beside it. Default: the embedded trained decoder.
     #[arg(long)]
@@ -211,6 +242,11 @@ struct TrainArgs {
     /// The training sequences (DAVIS 2016), e.g. `--set splits/fit.txt`.
     #[command(flatten)]
     data: DavisArgs,
+    /// The tracker whose score the decoder learns to read: FRTM's target model, the memory's
+    /// propagated probability (propagated from every reference frame over the cached
+    /// features, its own errors included), or both (fusion: two channels).
+    #[arg(long, value_enum, default_value = "frtm")]
+    tracker: TrackerKind,
     /// Output folder: checkpoints, loss.csv, decoder.safetensors.
     #[arg(long)]
     out: PathBuf,
@@ -480,7 +516,12 @@ fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
 }
 
 fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
-    let mut model = Model::embedded()?;
+    load_model_for(args, args.tracker)
+}
+
+/// The embedded networks with `tracker`'s decoder, and the user's overrides.
+fn load_model_for(args: &ModelArgs, tracker: TrackerKind) -> anyhow::Result<Model> {
+    let mut model = Model::embedded_for(&tracker.to_string())?;
     if let Some(p) = &args.decoder {
         model = model.with_decoder_file(p)?;
     }
@@ -501,6 +542,24 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
         augment: args.augment.min(6),
         ..Default::default()
     };
+    cfg.memory = MemoryConfig {
+        readout: ReadoutSettings {
+            top_k: args.mem_top_k.max(1),
+            temperature: args.mem_temperature.max(1e-4),
+            radius: args.mem_radius,
+            global_given: args.mem_global_given,
+        },
+        slots: args.mem_slots,
+        write_change: args.mem_write_change,
+        write_every: args.mem_write_every.max(1),
+    };
+    cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
+    // The memory tracker's score is a probability: without a decoder trained on it, it is
+    // read directly (FRTM's decoder measured worse on it: splits/dev.txt J&F 56.7 against 59.2).
+    let untrained_memory = args.tracker == TrackerKind::Memory
+        && args.decoder.is_none()
+        && !Model::has_embedded_decoder("memory");
+    cfg.decoder = !args.no_decoder && !untrained_memory;
     cfg.target.channels = args.target_channels.max(1);
     cfg.target.input = args.target_input;
     cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);
@@ -669,7 +728,6 @@ fn count_frames(dataset: &Dataset) -> anyhow::Result<u64> {
 
 fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
     let dataset = args.data.open()?;
-    let model = load_model(&args.model)?;
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
     let trackers = args.trackers.clone().unwrap_or(vec![args.model.tracker]);
@@ -680,11 +738,21 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         taus: &args.taus,
     };
     let bar = progress_bar(count_frames(&dataset)? * plan.len() as u64, "sweep");
-    let rows =
-        reuse_vos::jobs::sweep::sweep(&model, &cfg, &dataset, &plan, &args.out, jobs, &|label| {
+    let model_for = |t: TrackerKind| {
+        load_model_for(&args.model, t).map_err(|e| reuse_vos::Error::Invalid(format!("{e:#}")))
+    };
+    let rows = reuse_vos::jobs::sweep::sweep(
+        &model_for,
+        &cfg,
+        &dataset,
+        &plan,
+        &args.out,
+        jobs,
+        &|label| {
             bar.set_message(label.to_string());
             bar.inc(1)
-        })?;
+        },
+    )?;
     bar.finish_and_clear();
     print!(
         "{}",
@@ -725,6 +793,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         object_crops: args.object_crops.clamp(0.0, 1.0),
         decay_at: args.decay_at,
         snapshot_every: args.snapshot_every,
+        score: reuse_vos::jobs::train::propagate::ScoreSource {
+            tracker: args.tracker,
+            memory: Default::default(),
+        },
         ..Default::default()
     };
     let bar = progress_bar(0, "train");

@@ -29,6 +29,8 @@ pub struct SequenceTiming {
     pub reuse_rate: f64,
     pub gmacs_per_frame: f64,
     pub reuse: BTreeMap<u8, ObjectReuse>,
+    /// The most any object's tracker model held, bytes.
+    pub max_object_bytes: usize,
 }
 
 /// The figures of a whole split (`timing.json`).
@@ -51,6 +53,8 @@ pub struct RunSummary {
     pub reuse_rate: f64,
     /// Mean multiply-accumulates per frame over the split, GMAC.
     pub gmacs_per_frame: f64,
+    /// The most any object's tracker model held in any sequence, bytes.
+    pub max_object_bytes: usize,
 }
 
 /// One part of a split for a batch scheduler (`--shard i/n`, i from 0): every n-th sequence
@@ -156,6 +160,11 @@ pub fn run_dataset(
             .map(|t| t.gmacs_per_frame * t.frames as f64)
             .sum::<f64>()
             / frames.max(1) as f64,
+        max_object_bytes: sequences
+            .iter()
+            .map(|t| t.max_object_bytes)
+            .max()
+            .unwrap_or(0),
         sequences,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -232,6 +241,13 @@ fn track_sequence(
         fps_without_init: stats.fps_without_init,
         reuse_rate: stats.reuse_rate,
         gmacs_per_frame: stats.gmacs_per_frame,
+        max_object_bytes: stats
+            .per_frame
+            .iter()
+            .flat_map(|f| &f.objects)
+            .map(|o| o.memory_bytes)
+            .max()
+            .unwrap_or(0),
         reuse: stats.reuse,
     })
 }

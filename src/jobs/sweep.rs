@@ -62,7 +62,7 @@ impl SweepPlan<'_> {
 /// Runs the plan over `dataset` into `out/<tracker>-<policy>[-<mode>]/tau-<τ>/`. Runs with
 /// τ ≥ 1 never reuse, whatever the policy, so one is run per tracker and shared.
 pub fn sweep(
-    model: &Model,
+    model_for: &dyn Fn(TrackerKind) -> Result<Model>,
     base: &TrackerConfig,
     dataset: &Dataset,
     plan: &SweepPlan,
@@ -71,7 +71,14 @@ pub fn sweep(
     tick: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SweepRow>> {
     let mut rows: Vec<SweepRow> = Vec::new();
+    let mut model: Option<(TrackerKind, Model)> = None;
     for (tracker, policy, mode, tau) in plan.runs() {
+        if model.as_ref().is_none_or(|(t, _)| *t != tracker) {
+            model = Some((tracker, model_for(tracker)?));
+        }
+        let Some((_, model)) = &model else {
+            continue;
+        };
         if tau >= 1.0
             && let Some(done) = rows.iter().find(|r| r.tau >= 1.0 && r.tracker == tracker)
         {
@@ -118,6 +125,7 @@ pub fn sweep(
             reuse_rate: summary.reuse_rate,
             fps: summary.mean_fps,
             gflops: 2.0 * summary.gmacs_per_frame,
+            object_mib: summary.max_object_bytes as f64 / (1024.0 * 1024.0),
             run: rel,
         });
     }

@@ -17,6 +17,14 @@ use std::path::{Path, PathBuf};
 /// The trained decoder embedded in the binary (see `weights/MANIFEST.md`), and its config.
 static DECODER_SAFETENSORS: &[u8] = include_bytes!("../../weights/decoder.safetensors");
 static DECODER_CONFIG: &str = include_str!("../../weights/decoder.json");
+/// The decoders trained on the memory tracker's and the fusion tracker's scores (empty until
+/// trained: those trackers then read through the FRTM decoder).
+static DECODER_MEMORY_SAFETENSORS: &[u8] =
+    include_bytes!("../../weights/decoder-memory.safetensors");
+static DECODER_MEMORY_CONFIG: &str = include_str!("../../weights/decoder-memory.json");
+static DECODER_FUSION_SAFETENSORS: &[u8] =
+    include_bytes!("../../weights/decoder-fusion.safetensors");
+static DECODER_FUSION_CONFIG: &str = include_str!("../../weights/decoder-fusion.json");
 /// The trained reuse path (see `weights/MANIFEST.md`), and its config.
 static REUSE_SAFETENSORS: &[u8] = include_bytes!("../../weights/reuse.safetensors");
 static REUSE_CONFIG: &str = include_str!("../../weights/reuse.json");
@@ -45,6 +53,34 @@ impl Model {
             decoder_config: config,
             reuse: Some(load_reuse(REUSE_SAFETENSORS, &reuse_config, reuse_origin)?),
         })
+    }
+
+    /// The embedded networks with the decoder trained for `tracker`'s score (`"frtm"`,
+    /// `"memory"`, `"fusion"`); a tracker without one of its own reads through FRTM's.
+    pub fn embedded_for(tracker: &str) -> Result<Model> {
+        let mut model = Model::embedded()?;
+        let (bytes, config) = match tracker {
+            "memory" => (DECODER_MEMORY_SAFETENSORS, DECODER_MEMORY_CONFIG),
+            "fusion" => (DECODER_FUSION_SAFETENSORS, DECODER_FUSION_CONFIG),
+            _ => return Ok(model),
+        };
+        if bytes.is_empty() {
+            return Ok(model);
+        }
+        let origin = format!("embedded decoder-{tracker}.safetensors");
+        let config: DecoderConfig = parse_config(config, &origin)?;
+        model.decoder = load_decoder(bytes, &config, &origin)?;
+        model.decoder_config = config;
+        Ok(model)
+    }
+
+    /// Whether a decoder trained on `tracker`'s score is embedded (`"memory"`, `"fusion"`).
+    pub fn has_embedded_decoder(tracker: &str) -> bool {
+        match tracker {
+            "memory" => !DECODER_MEMORY_SAFETENSORS.is_empty(),
+            "fusion" => !DECODER_FUSION_SAFETENSORS.is_empty(),
+            _ => true,
+        }
     }
 
     /// The channels of the backbone taps the decoder reads (strides 32, 16, 8, 4).

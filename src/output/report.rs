@@ -465,7 +465,7 @@ fn sweep_section(rows: &[SweepRow]) -> Result<String> {
     // plotters writes an XML declaration-free <svg>; inline it as is.
     html.push_str(&svg);
     html.push_str(
-        "<table><tr><th>tracker</th><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th></tr>",
+        "<table><tr><th>tracker</th><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th><th>MiB/object</th></tr>",
     );
     for r in rows {
         let cells: Vec<String> = r.cells().iter().map(|c| esc(c)).collect();

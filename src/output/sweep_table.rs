@@ -26,6 +26,8 @@ pub struct SweepRow {
     pub fps: f64,
     /// GFLOPs per frame of the paths taken (2 × MACs).
     pub gflops: f64,
+    /// The most one object's tracker model held, MiB.
+    pub object_mib: f64,
     /// The folder of this run's masks, relative to the sweep folder.
     pub run: String,
 }
@@ -37,8 +39,8 @@ impl SweepRow {
     }
 
     /// The row as the tables show it: tracker, policy, mode, τ, J&F, J, F (%), reuse rate,
-    /// FPS, GFLOPs/frame.
-    pub fn cells(&self) -> [String; 10] {
+    /// FPS, GFLOPs/frame, MiB per object.
+    pub fn cells(&self) -> [String; 11] {
         [
             self.tracker.to_string(),
             self.policy.to_string(),
@@ -50,6 +52,7 @@ impl SweepRow {
             format!("{:.1} %", 100.0 * self.reuse_rate),
             format!("{:.1}", self.fps),
             format!("{:.2}", self.gflops),
+            format!("{:.1}", self.object_mib),
         ]
     }
 }
@@ -97,6 +100,7 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
             reuse_rate: num("reuse_rate")?,
             fps: num("fps")?,
             gflops: num("gflops_per_frame")?,
+            object_mib: num("object_mib").unwrap_or(0.0),
             run: cell("run")?.to_string(),
         });
     }
@@ -105,16 +109,27 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
 
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
-    let mut csv =
-        String::from("tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,run\n");
+    let mut csv = String::from(
+        "tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,object_mib,run\n",
+    );
     let mut md = String::from(
-        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame | MiB/object |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{}\n",
-            r.tracker, r.policy, r.tau, r.jf, r.j, r.f, r.reuse_rate, r.fps, r.gflops, r.run
+            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{:.2},{}\n",
+            r.tracker,
+            r.policy,
+            r.tau,
+            r.jf,
+            r.j,
+            r.f,
+            r.reuse_rate,
+            r.fps,
+            r.gflops,
+            r.object_mib,
+            r.run
         ));
         md.push_str(&format!("| {} |\n", r.cells().join(" | ")));
     }
@@ -208,6 +223,7 @@ mod tests {
             reuse_rate,
             fps,
             gflops: 5.0,
+            object_mib: 4.4,
             run: String::new(),
         };
         let rows = vec![

@@ -53,14 +53,11 @@ pub fn decide(
 ) -> Result<Decided> {
     let (mut p_reuse, mut delta, mut oracle_iou) = (None, None, None);
     if let (Some(reuse), Some(mem)) = (reuse, &object.reuse) {
+        // The gate reads one score channel (fusion's first is the target model's).
         let s = &mem.score;
         let (h8, w8) = (s8.height, s8.width);
-        let score8 = FeatureMap::new(
-            1,
-            h8,
-            w8,
-            resize_bilinear(&s.data, s.height, s.width, h8, w8),
-        );
+        let plane = &s.data[..s.height * s.width];
+        let score8 = FeatureMap::new(1, h8, w8, resize_bilinear(plane, s.height, s.width, h8, w8));
         let (logit, d) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
         p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
         delta = Some(d);

@@ -79,4 +79,7 @@ pub struct ObjectFrame {
     pub decision: GateDecision,
     /// Time of this object's path (gate included), milliseconds.
     pub path_ms: f64,
+    /// Bytes its tracker model holds after this frame (target model memory, memory bank).
+    #[serde(default)]
+    pub memory_bytes: usize,
 }

@@ -21,7 +21,8 @@ pub struct PathResult {
 
 /// The engines and figures every path of one frame shares.
 pub struct PathContext<'a> {
-    pub decoder: &'a mut dyn DecoderEngine,
+    /// None: the tracker's score is the probability (no decoder).
+    pub decoder: Option<&'a mut dyn DecoderEngine>,
     pub features: &'a FrameFeatures,
     pub stage: &'a StageMacs,
     /// The image size `(w, h)`.
@@ -56,11 +57,19 @@ pub fn computed(
     let low = &ctx.features.low;
     let score = ctx
         .times
-        .time(Stage::Target, || object.model.score(&deep.input));
+        .time(Stage::Target, || object.model.score(low, deep));
     let size = ctx.size;
+    let Some(decoder) = ctx.decoder.as_deref_mut() else {
+        let (w, h) = size;
+        let up = resize_bilinear(&score.data, score.height, score.width, h, w);
+        return Ok(PathResult {
+            probability: up.into_iter().map(|p| p.clamp(0.0, 1.0)).collect(),
+            macs: ctx.stage.target,
+        });
+    };
     let (state, probability) = ctx.times.time(Stage::Decoder, || -> Result<_> {
-        let state = ctx.decoder.deep(&deep.high.s32, &deep.high.s16, &score)?;
-        let logits = ctx.decoder.shallow(&state, &low.s8, &low.s4, &score)?;
+        let state = decoder.deep(&deep.high.s32, &deep.high.s16, &score)?;
+        let logits = decoder.shallow(&state, &low.s8, &low.s4, &score)?;
         Ok((state, to_probability(&logits, size)))
     })?;
     if let Some(mem) = &mut object.reuse {
@@ -94,16 +103,25 @@ pub fn reused(
         ),
         false => None,
     };
+    // Δ moves the first score channel (trackers other than FRTM score at stride 8: Δ, at
+    // stride 16, is resized to it).
     let moved = mode.adds_delta().then(|| {
-        let data = mem.score.data.iter().zip(&delta.data).map(|(a, b)| a + b);
-        FeatureMap::new(1, mem.score.height, mem.score.width, data.collect())
+        let s = &mem.score;
+        let d = resize_bilinear(&delta.data, delta.height, delta.width, s.height, s.width);
+        let mut data = s.data.clone();
+        data.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+        FeatureMap::new(s.channels, s.height, s.width, data)
     });
     let state = translated.as_ref().unwrap_or(&mem.state);
     let score = moved.as_ref().unwrap_or(&mem.score);
     let low = &ctx.features.low;
     let size = ctx.size;
+    let decoder = ctx
+        .decoder
+        .as_deref_mut()
+        .ok_or_else(|| crate::error::Error::Invalid("the reuse path needs the decoder".into()))?;
     let probability = ctx.times.time(Stage::Decoder, || -> Result<_> {
-        let logits = ctx.decoder.shallow(state, &low.s8, &low.s4, score)?;
+        let logits = decoder.shallow(state, &low.s8, &low.s4, score)?;
         Ok(to_probability(&logits, size))
     })?;
     let translate = if mode.translates() {

@@ -8,6 +8,8 @@ use super::merge;
 use super::object::{ObjectFrame, ObjectState, Objects, ReuseMemory};
 use super::paths::{self, PathContext, PathResult};
 use super::timing::{Stage, StageTimes, since};
+use super::tracker::fusion::FusionConfig;
+use super::tracker::memory::MemoryConfig;
 use super::tracker::{self, DeepFeatures, FrameFeatures, Tracker, TrackerKind};
 use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, ReuseEngine};
 use crate::error::{Error, Result};
@@ -23,6 +25,13 @@ use std::time::Instant;
 pub struct TrackerConfig {
     pub tracker: TrackerKind,
     pub target: TargetConfig,
+    /// The memory tracker's settings (memory and fusion trackers).
+    pub memory: MemoryConfig,
+    /// How the fusion tracker combines its two scores.
+    pub fusion: FusionConfig,
+    /// Run the refinement decoder on computed frames (false: the tracker's score, upsampled,
+    /// is the probability — an ablation for the memory tracker).
+    pub decoder: bool,
     /// Synthetic first-frame views for the target model.
     pub augment: usize,
     pub engine: Option<EngineKind>,
@@ -36,6 +45,9 @@ impl Default for TrackerConfig {
         TrackerConfig {
             tracker: TrackerKind::default(),
             target: TargetConfig::default(),
+            memory: MemoryConfig::default(),
+            fusion: FusionConfig::default(),
+            decoder: true,
             augment: 4,
             engine: None,
             threads: 2,
@@ -96,7 +108,18 @@ impl Session {
         Self::make(model, config, Some(oracle))
     }
 
-    fn make(model: &Model, config: TrackerConfig, oracle: Option<Oracle>) -> Result<Session> {
+    fn make(model: &Model, mut config: TrackerConfig, oracle: Option<Oracle>) -> Result<Session> {
+        // A decoder trained on both of fusion's scores reads them stacked.
+        config.fusion.stacked = model.decoder_config.score_channels == 2;
+        let tracker = tracker::build(config.tracker, &config);
+        if tracker.score_channels() != model.decoder_config.score_channels {
+            return Err(Error::Invalid(format!(
+                "the decoder reads {}-channel scores and the {} tracker gives {}: pass a decoder trained for it (--decoder)",
+                model.decoder_config.score_channels,
+                config.tracker,
+                tracker.score_channels()
+            )));
+        }
         let kind = engine::resolve(config.engine)?;
         let policy = config.gate.policy;
         let reuse = match &model.reuse {
@@ -128,7 +151,7 @@ impl Session {
                 config.threads,
             )?,
             reuse,
-            tracker: tracker::build(config.tracker, &config),
+            tracker,
             oracle,
             kind,
             config,
@@ -288,14 +311,14 @@ impl Session {
         if let Some(deep) = &run.features.deep {
             for &id in &run.given_ids {
                 let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
+                let low = &run.features.low;
                 let mut model =
                     self.tracker
-                        .start(self.backbone.as_mut(), run.frame, &deep.input, &binary)?;
+                        .start(self.backbone.as_mut(), run.frame, low, deep, &binary)?;
                 let reuse = match self.reuse.as_mut() {
                     Some(engine) => {
-                        let score = model.score(&deep.input);
+                        let score = model.score(low, deep);
                         let state = self.decoder.deep(&deep.high.s32, &deep.high.s16, &score)?;
-                        let low = &run.features.low;
                         Some(ReuseMemory {
                             template: template(engine.as_mut(), low, &binary, (w, h))?,
                             score,
@@ -353,7 +376,7 @@ impl Session {
         let stage = self.stage_macs(run);
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let mut ctx = PathContext {
-            decoder: self.decoder.as_mut(),
+            decoder: self.config.decoder.then_some(self.decoder.as_mut()),
             features: &run.features,
             stage: &stage,
             size: (w, h),
@@ -414,6 +437,7 @@ impl Session {
                 refined,
                 decision: d.decision,
                 path_ms: path_ms[k],
+                memory_bytes: o.model.memory_bytes(),
             });
         }
         run.times.add(Stage::Update, since(t));

@@ -157,7 +157,9 @@ impl OrtDecoder {
         let mut g = GraphBuilder::new()?;
         g.feature_input("s32", feature_channels[0]);
         g.feature_input("s16", feature_channels[1]);
-        g.feature_input("score", 1);
+        let score_channels = dec.levels[0].tse.fuse1.weight.val().dims()[1]
+            - dec.levels[0].tse.reduce2.weight.val().dims()[0];
+        g.feature_input("score", score_channels);
         let x = level(&mut g, &dec.levels[0], "s32", "score", None, None)?;
         level(
             &mut g,
@@ -174,7 +176,7 @@ impl OrtDecoder {
         g.feature_input("state", state_channels);
         g.feature_input("s8", feature_channels[2]);
         g.feature_input("s4", feature_channels[3]);
-        g.feature_input("score", 1);
+        g.feature_input("score", score_channels);
         let x = level(&mut g, &dec.levels[2], "s8", "score", Some("state"), None)?;
         let x = level(&mut g, &dec.levels[3], "s4", "score", Some(&x), None)?;
         let h = conv_relu(&mut g, &x, &dec.head1)?;

@@ -70,6 +70,9 @@ pub struct Reference {
     pub frame: usize,
     /// Score at stride 16 for each frame of the sequence.
     pub scores: Vec<Vec<f32>>,
+    /// The memory tracker's probability (stride 8) on the frames after this one, when the
+    /// decoder is trained for the memory or fusion tracker (see `propagate`).
+    pub propagated: Vec<HalfMap>,
 }
 
 /// Everything training needs of one sequence.
@@ -130,7 +133,11 @@ pub fn load_sequence(
             engine, &frames[r], &masks[r], &s16s[r], cfg, augment,
         )?;
         let scores = s16s.iter().map(|f| model.score(f).data).collect();
-        references.push(Reference { frame: r, scores });
+        references.push(Reference {
+            frame: r,
+            scores,
+            propagated: Vec::new(),
+        });
     }
     Ok(SequenceData {
         name: name.to_string(),

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod gate;
 pub mod harness;
+pub mod propagate;
 
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use burn::optim::AdamConfig;
 use burn::prelude::*;
 use data::SequenceData;
 use harness::{LoopSpec, Run, Smoothed, Step, train_loop};
+use propagate::ScoreSource;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -45,6 +47,16 @@ pub struct TrainConfig {
     /// choose on dev; 0 = only at the end.
     pub snapshot_every: usize,
     pub decoder: DecoderChannels,
+    /// What the decoder reads as the tracker's score.
+    #[serde(default = "frtm_scores")]
+    pub score: ScoreSource,
+}
+
+fn frtm_scores() -> ScoreSource {
+    ScoreSource {
+        tracker: crate::track::TrackerKind::Frtm,
+        memory: Default::default(),
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +82,7 @@ impl Default for TrainConfig {
             decoder: DecoderChannels {
                 channels: [32, 32, 32, 16],
             },
+            score: frtm_scores(),
         }
     }
 }
@@ -101,29 +114,46 @@ pub(crate) fn check_references(seqs: &[SequenceData]) -> Result<()> {
 }
 
 /// Samples a crop around the object of frame `t`, scored by the model of a reference (some
-/// sequence has one: [`check_references`]).
+/// sequence has one: [`check_references`]). The FRTM decoder sees frames up to `max_gap`
+/// before or after the reference; the memory and fusion decoders the frames the memory
+/// propagated to, after it.
 fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) -> Example {
+    let frtm = cfg.score.tracker == crate::track::TrackerKind::Frtm;
+    let usable = |r: &data::Reference| frtm || !r.propagated.is_empty();
     let seq = loop {
         let s = &seqs[rng.random_range(0..seqs.len())];
-        if !s.references.is_empty() {
+        if s.references.iter().any(usable) {
             break s;
         }
     };
-    let reference = &seq.references[rng.random_range(0..seq.references.len())];
     let n = seq.features.len();
-    let lo = reference.frame.saturating_sub(cfg.max_gap);
-    let hi = (reference.frame + cfg.max_gap).min(n - 1);
-    let mut t = rng.random_range(lo..=hi);
-    if t == reference.frame {
-        t = if t + 1 < n {
-            t + 1
-        } else {
-            t.saturating_sub(1)
+    let (k, t) = if frtm {
+        let k = rng.random_range(0..seq.references.len());
+        let r = seq.references[k].frame;
+        let t = rng.random_range(r.saturating_sub(cfg.max_gap)..=(r + cfg.max_gap).min(n - 1));
+        let t = match t == r {
+            true if t + 1 < n => t + 1,
+            true => t.saturating_sub(1),
+            false => t,
         };
-    }
+        (k, t)
+    } else {
+        // A reference on the last frame has nothing propagated: draw another.
+        let k = loop {
+            let k = rng.random_range(0..seq.references.len());
+            if usable(&seq.references[k]) {
+                break k;
+            }
+        };
+        let r = &seq.references[k];
+        (k, r.frame + rng.random_range(1..=r.propagated.len().max(1)))
+    };
     let (y0, x0, flip) = crop_window(seq, t, cfg.crop, cfg.object_crops, rng);
     let (taps, label) = crop_frame(seq, t, (y0, x0, flip), cfg.crop);
-    let score = crop_score(seq, &reference.scores[t], (y0, x0, flip), cfg.crop);
+    let map = propagate::score_map(seq, k, t, &cfg.score);
+    let s = cfg.score.stride();
+    let (ch, cw) = cfg.crop;
+    let score = map.crop(y0 / s, x0 / s, ch / s, cw / s, flip);
     Example { taps, score, label }
 }
 
@@ -319,8 +349,12 @@ pub fn train(
 ) -> Result<TrainState> {
     std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
     let started = Instant::now();
-    let seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
+    let mut seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
     check_references(&seqs)?;
+    if cfg.score.tracker != crate::track::TrackerKind::Frtm {
+        progress.set_message("propagating the memory from every reference");
+        propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
+    }
     let run = Run {
         files: RunFiles {
             dir: out.to_path_buf(),
@@ -332,7 +366,9 @@ pub fn train(
     };
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
-    let dcfg = DecoderConfig::new().with_channels(cfg.decoder.channels);
+    let dcfg = DecoderConfig::new()
+        .with_channels(cfg.decoder.channels)
+        .with_score_channels(cfg.score.channels());
     let spec = LoopSpec {
         iterations: cfg.iterations,
         seed: cfg.seed,
@@ -406,7 +442,8 @@ fn decoder_batch(
         s8: batch_tensor(t8, fc[2], ch.div_ceil(8), cw.div_ceil(8), device),
         s4: batch_tensor(t4, fc[3], ch.div_ceil(4), cw.div_ceil(4), device),
     };
-    let score = batch_tensor(scores, 1, ch / 16, cw / 16, device);
+    let s = cfg.score.stride();
+    let score = batch_tensor(scores, cfg.score.channels(), ch / s, cw / s, device);
     let label = batch_tensor(labels, 1, ch, cw, device);
     (input, score, label)
 }

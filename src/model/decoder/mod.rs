@@ -27,6 +27,9 @@ pub struct DecoderConfig {
     /// Decoder channels at strides 32, 16, 8, 4.
     #[config(default = "[32, 32, 32, 16]")]
     pub channels: [usize; 4],
+    /// Channels of the tracker's score it reads (FRTM or memory: 1; fusion: 2).
+    #[config(default = 1)]
+    pub score_channels: usize,
 }
 
 fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
@@ -65,11 +68,11 @@ pub struct Tse {
 }
 
 impl Tse {
-    fn new(cin: usize, d: usize, device: &Device) -> Tse {
+    fn new(cin: usize, d: usize, score: usize, device: &Device) -> Tse {
         Tse {
             reduce1: conv(cin, d, 1, device),
             reduce2: conv(d, d, 1, device),
-            fuse1: conv(d + 1, d, 3, device),
+            fuse1: conv(d + score, d, 3, device),
             fuse2: conv(d, d, 3, device),
         }
     }
@@ -159,7 +162,7 @@ impl DecoderConfig {
         let d = self.channels;
         let levels = (0..4)
             .map(|i| Level {
-                tse: Tse::new(self.feature_channels[i], d[i], device),
+                tse: Tse::new(self.feature_channels[i], d[i], self.score_channels, device),
                 adapt: (i > 0 && d[i - 1] != d[i]).then(|| conv(d[i - 1], d[i], 1, device)),
                 cab: (i > 0).then(|| Cab {
                     att1: conv(2 * d[i], d[i], 1, device),

@@ -1,7 +1,7 @@
 //! FRTM's tracker: per object an online target model (projection + 3×3 filter, fitted by
 //! Gauss-Newton on the given mask and synthetic views of it, refined on computed frames).
 
-use super::{ObjectModel, Tracker, TrackerKind};
+use super::{DeepFeatures, ObjectModel, Tracker, TrackerKind};
 use crate::engine::BackboneEngine;
 use crate::error::Result;
 use crate::io::Frame;
@@ -27,6 +27,30 @@ impl Frtm {
     }
 }
 
+impl Frtm {
+    /// An object's target model fitted on its mask.
+    pub fn fit(
+        &self,
+        backbone: &mut dyn BackboneEngine,
+        frame: &Frame,
+        deep: &DeepFeatures,
+        mask: &[u8],
+    ) -> Result<FrtmObject> {
+        let model = fit_target(
+            backbone,
+            frame,
+            mask,
+            &deep.input,
+            &self.config,
+            self.augment,
+        )?;
+        Ok(FrtmObject {
+            model,
+            pending: None,
+        })
+    }
+}
+
 impl Tracker for Frtm {
     fn kind(&self) -> TrackerKind {
         TrackerKind::Frtm
@@ -40,14 +64,11 @@ impl Tracker for Frtm {
         &self,
         backbone: &mut dyn BackboneEngine,
         frame: &Frame,
-        input: &FeatureMap,
+        _low: &LowFeatures,
+        deep: &DeepFeatures,
         mask: &[u8],
     ) -> Result<Box<dyn ObjectModel>> {
-        let model = fit_target(backbone, frame, mask, input, &self.config, self.augment)?;
-        Ok(Box::new(FrtmObject {
-            model,
-            pending: None,
-        }))
+        Ok(Box::new(self.fit(backbone, frame, deep, mask)?))
     }
 
     fn score_macs(&self, (cin, h, w): (usize, usize, usize)) -> u64 {
@@ -57,14 +78,15 @@ impl Tracker for Frtm {
 }
 
 /// One object's target model and the projected features of its last scored frame.
-struct FrtmObject {
+pub struct FrtmObject {
     model: TargetModel,
     /// Projected features and their size, kept from `score` for `learn`.
     pending: Option<(Array2<f32>, (usize, usize))>,
 }
 
 impl ObjectModel for FrtmObject {
-    fn score(&mut self, input: &FeatureMap) -> FeatureMap {
+    fn score(&mut self, _low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap {
+        let input = &deep.input;
         let z = self.model.project(input);
         let score = self.model.score_projected(&z, input.height, input.width);
         self.pending = Some((z, (input.height, input.width)));

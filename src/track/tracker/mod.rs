@@ -4,6 +4,8 @@
 //! paths, the merge and the outputs work the same for every tracker.
 
 pub mod frtm;
+pub mod fusion;
+pub mod memory;
 
 use crate::engine::BackboneEngine;
 use crate::error::Result;
@@ -20,12 +22,19 @@ pub enum TrackerKind {
     /// mask, refined on tracked frames) + the refinement decoder.
     #[default]
     Frtm,
+    /// Matching against a memory of frames (the given ones and recent tracked ones, REMN's
+    /// local attention and adaptive update) + the refinement decoder.
+    Memory,
+    /// Both: the target model's score and the memory's propagated probability, fused.
+    Fusion,
 }
 
 impl std::fmt::Display for TrackerKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TrackerKind::Frtm => "frtm",
+            TrackerKind::Memory => "memory",
+            TrackerKind::Fusion => "fusion",
         })
     }
 }
@@ -56,19 +65,26 @@ pub trait Tracker: Send {
         &self,
         backbone: &mut dyn BackboneEngine,
         frame: &Frame,
-        input: &FeatureMap,
+        low: &LowFeatures,
+        deep: &DeepFeatures,
         mask: &[u8],
     ) -> Result<Box<dyn ObjectModel>>;
 
     /// Multiply-accumulates of one object's [`ObjectModel::score`] on an input of this shape.
     fn score_macs(&self, input: (usize, usize, usize)) -> u64;
+
+    /// Channels of the score it gives the decoder.
+    fn score_channels(&self) -> usize {
+        1
+    }
 }
 
 /// One object's part of a tracker: its target model (or memory).
 pub trait ObjectModel: Send {
-    /// The object's score on a frame (stride 16, raw, for the decoder). Keeps what
+    /// The object's score on a frame for the decoder (FRTM: the target model's raw score at
+    /// stride 16; memory: the propagated probability at stride 8). Keeps what
     /// [`ObjectModel::learn`] needs of this frame.
-    fn score(&mut self, input: &FeatureMap) -> FeatureMap;
+    fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap;
 
     /// Learns from the merged result of the last scored frame: the object's soft mask at the
     /// image size `(w, h)` and its area in pixels. Returns whether the model was refined.
@@ -80,7 +96,10 @@ pub trait ObjectModel: Send {
 
 /// The tracker of a kind.
 pub fn build(kind: TrackerKind, config: &crate::track::TrackerConfig) -> Box<dyn Tracker> {
+    let frtm = || frtm::Frtm::new(config.target.clone(), config.augment);
     match kind {
-        TrackerKind::Frtm => Box::new(frtm::Frtm::new(config.target.clone(), config.augment)),
+        TrackerKind::Frtm => Box::new(frtm()),
+        TrackerKind::Memory => Box::new(memory::Memory::new(config.memory)),
+        TrackerKind::Fusion => Box::new(fusion::Fusion::new(frtm(), config.memory, config.fusion)),
     }
 }

@@ -1,0 +1,218 @@
+//! The memory tracker (REMN's ideas on the project's frozen backbone, no trained weights):
+//! per object a bank of frames — their keys (L2-normalised stride-8 backbone features) and the
+//! object's probability — read out by top-k matching. Frames whose mask the user gave stay for
+//! the whole video and are searched over the whole frame; tracked frames are written only when
+//! the object changed enough since the last written one (adaptive update), into a bounded bank
+//! searched in a local window around each query cell (local attention).
+
+pub mod readout;
+
+use super::{DeepFeatures, ObjectModel, Tracker, TrackerKind};
+use crate::engine::BackboneEngine;
+use crate::error::Result;
+use crate::io::Frame;
+use crate::metrics::region::iou_of;
+use crate::model::FeatureMap;
+use crate::model::backbone::LowFeatures;
+use crate::model::online::area_downsample;
+use readout::{Keys, MemoryFrame, ReadoutConfig, readout};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// The memory tracker's settings.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct MemoryConfig {
+    pub readout: ReadoutSettings,
+    /// Tracked frames kept (the given frames come on top and are never dropped).
+    pub slots: usize,
+    /// A tracked frame is written when 1 − IoU(its mask, the last written mask) exceeds this
+    /// (0: every frame)...
+    pub write_change: f32,
+    /// ...or when this many frames passed since the last write.
+    pub write_every: usize,
+}
+
+/// [`ReadoutConfig`] as settings.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ReadoutSettings {
+    pub top_k: usize,
+    pub temperature: f32,
+    pub radius: usize,
+    /// Search given frames over the whole frame (else in the local window too).
+    pub global_given: bool,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            readout: ReadoutSettings {
+                top_k: 5,
+                temperature: 0.1,
+                radius: 12,
+                global_given: false,
+            },
+            slots: 7,
+            write_change: 0.0,
+            write_every: 1,
+        }
+    }
+}
+
+pub struct Memory {
+    config: MemoryConfig,
+}
+
+impl Memory {
+    pub fn new(config: MemoryConfig) -> Memory {
+        Memory { config }
+    }
+}
+
+impl Tracker for Memory {
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::Memory
+    }
+
+    fn frame_input(
+        &self,
+        low: &LowFeatures,
+        _high: &crate::model::backbone::HighFeatures,
+    ) -> FeatureMap {
+        low.s8.clone()
+    }
+
+    fn start(
+        &self,
+        _backbone: &mut dyn BackboneEngine,
+        frame: &Frame,
+        low: &LowFeatures,
+        _deep: &DeepFeatures,
+        mask: &[u8],
+    ) -> Result<Box<dyn ObjectModel>> {
+        let size = (frame.width as usize, frame.height as usize);
+        Ok(Box::new(MemoryObject::start(
+            self.config,
+            size,
+            &low.s8,
+            mask,
+        )))
+    }
+
+    fn score_macs(&self, (c, h, w): (usize, usize, usize)) -> u64 {
+        let r = self.config.readout;
+        let window = (2 * r.radius + 1).pow(2);
+        let given = if r.global_given { h * w } else { window };
+        (h * w * c * (given + self.config.slots * window)) as u64
+    }
+}
+
+/// One object's memory.
+pub struct MemoryObject {
+    config: MemoryConfig,
+    given: Vec<MemoryFrame>,
+    recent: VecDeque<MemoryFrame>,
+    /// The last scored frame's keys, kept for `learn`.
+    pending: Option<Keys>,
+    /// The values of the last written frame, for the change score.
+    last_written: Vec<f32>,
+    since_write: usize,
+}
+
+impl MemoryObject {
+    /// Starts on a frame of size `(w, h)` with stride-8 features `s8` and the object's binary
+    /// mask.
+    pub fn start(
+        config: MemoryConfig,
+        (w, h): (usize, usize),
+        s8: &FeatureMap,
+        mask: &[u8],
+    ) -> MemoryObject {
+        let full: Vec<f32> = mask.iter().map(|&m| f32::from(m > 0)).collect();
+        let values = area_downsample(&full, w, h, s8.width, s8.height);
+        let given = MemoryFrame {
+            keys: Keys::from_map(s8),
+            values: values.clone(),
+            global: config.readout.global_given,
+        };
+        MemoryObject {
+            config,
+            given: vec![given],
+            recent: VecDeque::new(),
+            pending: None,
+            last_written: values,
+            since_write: 0,
+        }
+    }
+
+    /// The object's probability at stride 8 on a frame with stride-8 features `s8`.
+    pub fn propagate(&mut self, s8: &FeatureMap) -> FeatureMap {
+        let keys = Keys::from_map(s8);
+        let frames: Vec<&MemoryFrame> = self.given.iter().chain(self.recent.iter()).collect();
+        let r = self.config.readout;
+        let cfg = ReadoutConfig {
+            top_k: r.top_k,
+            temperature: r.temperature,
+            radius: r.radius,
+        };
+        let p = readout(&keys, &frames, &cfg);
+        self.pending = Some(keys);
+        FeatureMap::new(1, s8.height, s8.width, p)
+    }
+
+    /// Writes the last scored frame with the object's merged soft mask when the write rule
+    /// says so; drops the oldest tracked frame beyond the slots. Returns whether it wrote.
+    pub fn remember(&mut self, soft: &[f32], (w, h): (usize, usize)) -> bool {
+        let Some(keys) = self.pending.take() else {
+            return false;
+        };
+        self.since_write += 1;
+        // The object's pixels after the merge, as coverage per cell: storing its soft
+        // probability instead would shrink the object a little more on every frame (a
+        // readout of values below one reads below one).
+        let hard: Vec<f32> = soft.iter().map(|&p| f32::from(p > 0.0)).collect();
+        let values = area_downsample(&hard, w, h, keys.width, keys.height);
+        let change = 1.0 - iou_of(&values, &self.last_written, |&v| v > 0.5, |&v| v > 0.5);
+        let due = self.since_write >= self.config.write_every.max(1);
+        if !(due || change as f32 > self.config.write_change) || self.config.slots == 0 {
+            return false;
+        }
+        self.last_written = values.clone();
+        self.since_write = 0;
+        self.recent.push_back(MemoryFrame {
+            keys,
+            values,
+            global: false,
+        });
+        while self.recent.len() > self.config.slots {
+            self.recent.pop_front();
+        }
+        true
+    }
+
+    /// Frames held: given and tracked.
+    pub fn frames(&self) -> (usize, usize) {
+        (self.given.len(), self.recent.len())
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.given
+            .iter()
+            .chain(self.recent.iter())
+            .map(|f| f.keys.bytes() + f.values.len() * 4)
+            .sum()
+    }
+}
+
+impl ObjectModel for MemoryObject {
+    fn score(&mut self, low: &LowFeatures, _deep: &DeepFeatures) -> FeatureMap {
+        self.propagate(&low.s8)
+    }
+
+    fn learn(&mut self, soft: &[f32], size: (usize, usize), _area: usize) -> bool {
+        self.remember(soft, size)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.bytes()
+    }
+}
