@@ -127,6 +127,7 @@ struct SweepArgs {
     #[arg(
         long,
         value_delimiter = ',',
+        value_parser = unit_interval,
         default_value = "1,0.9,0.8,0.7,0.6,0.5,0.3,0.1"
     )]
     taus: Vec<f32>,
@@ -166,7 +167,7 @@ struct ModelArgs {
     #[arg(long, default_value_t = 5)]
     mem_top_k: usize,
     /// Memory: softmax temperature on cosine similarities.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, value_parser = positive, default_value_t = 0.1)]
     mem_temperature: f32,
     /// Memory: local window radius in stride-8 cells for tracked frames.
     #[arg(long, default_value_t = 12)]
@@ -178,13 +179,13 @@ struct ModelArgs {
     #[arg(long, default_value_t = 7)]
     mem_slots: usize,
     /// Memory: write a tracked frame when 1 − IoU with the last written mask exceeds this...
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.0)]
     mem_write_change: f32,
     /// Memory: ...or every this many frames.
     #[arg(long, default_value_t = 1)]
     mem_write_every: usize,
     /// Fusion: the memory's weight in the fused score (the target model's: 1 − w).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.5)]
     fusion_weight: f32,
     /// Skip the refinement decoder: the tracker's score, upsampled, is the probability
     /// (only the memory tracker's score is a probability; it is read so by default until a
@@ -209,7 +210,7 @@ struct ModelArgs {
     update_every: usize,
     /// Weight of each new sample in a target model's memory relative to the previous one
     /// (1/(1 − lr) growth; smaller keeps the given mask's samples weightier).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, value_parser = below_one, default_value_t = 0.1)]
     target_lr: f32,
     /// Keep the given mask's samples in each target model's memory for the whole video (FRTM
     /// lets later samples replace them).
@@ -223,11 +224,11 @@ struct ModelArgs {
     #[arg(long, value_enum, default_value = "learned")]
     gate: GatePolicy,
     /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.7)]
     tau: f32,
     /// `fusion`: copy the previous mask when P(reuse) > τ2, take the reuse path between τ and
     /// τ2.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.9)]
     tau2: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
     /// use them as stored, add the Δ-generator's change to the score, or also translate the
@@ -348,7 +349,7 @@ struct EngineArgs {
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Threads for the engine.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = thread_count, default_value_t = 2)]
     threads: usize,
 }
 
@@ -453,6 +454,51 @@ struct EvalArgs {
     /// Where to write the two CSVs (default: the results folder, as the toolkit does).
     #[arg(long)]
     csv_dir: Option<PathBuf>,
+}
+
+/// A number in [0, 1] (NaN and infinities refused).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in [0, 1]"))
+    }
+}
+
+/// A number in [0, 1).
+fn below_one(s: &str) -> Result<f32, String> {
+    let v = unit_interval(s)?;
+    if v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be below 1"))
+    }
+}
+
+/// A finite number above 0.
+fn positive(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be a finite number above 0"))
+    }
+}
+
+/// 1 up to four threads per core of this machine (more only thrashes, and ONNX Runtime
+/// allocates per thread).
+fn thread_count(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if (1..=4 * cores).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} threads: use 1 to {} on this machine ({cores} cores)",
+            4 * cores
+        ))
+    }
 }
 
 fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {

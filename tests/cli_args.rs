@@ -1,0 +1,51 @@
+//! Numeric options are checked at the command line: a value out of range is refused with a
+//! message naming the option, before anything runs or is written.
+
+mod common;
+
+use std::process::Command;
+
+fn refused(args: &[&str], says: &str) {
+    let out = Command::new(common::bin()).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} was accepted");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+#[test]
+fn out_of_range_numbers_are_refused() {
+    let dir = common::temp_dir("cli-args");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let seg = |extra: &[&str]| {
+        let mut a = vec!["segment", "frames", "--mask", "m.png", "--out", out];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    for (extra, says) in [
+        (vec!["--tau", "NaN"], "--tau"),
+        (vec!["--tau", "1.5"], "not in [0, 1]"),
+        (vec!["--target-lr", "NaN"], "--target-lr"),
+        (vec!["--target-lr", "1"], "must be below 1"),
+        (vec!["--threads", "100000"], "--threads"),
+        (vec!["--threads", "0"], "--threads"),
+        (vec!["--mem-temperature", "0"], "above 0"),
+        (vec!["--fusion-weight", "inf"], "--fusion-weight"),
+    ] {
+        let a = seg(&extra);
+        refused(&a.iter().map(String::as_str).collect::<Vec<_>>(), says);
+    }
+    let davis = common::davis2016();
+    let davis = davis.to_str().unwrap();
+    refused(
+        &[
+            "run", "--davis", davis, "--gate", "oracle", "--tau", "NaN", "--out", out,
+        ],
+        "--tau",
+    );
+    refused(
+        &["sweep", "--davis", davis, "--taus", "1,NaN", "--out", out],
+        "--taus",
+    );
+    assert!(!std::path::Path::new(out).exists(), "nothing is written");
+}
