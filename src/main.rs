@@ -600,12 +600,7 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
         write_every: args.mem_write_every.max(1),
     };
     cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
-    // The memory tracker's score is a probability: without a decoder trained on it, it is
-    // read directly (FRTM's decoder measured worse on it: splits/dev.txt J&F 56.7 against 59.2).
-    let untrained_memory = args.tracker == TrackerKind::Memory
-        && args.decoder.is_none()
-        && !Model::has_embedded_decoder("memory");
-    cfg.decoder = !args.no_decoder && !untrained_memory;
+    cfg.decoder = !args.no_decoder;
     cfg.target.channels = args.target_channels.max(1);
     cfg.target.input = args.target_input;
     cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);

@@ -55,14 +55,13 @@ fn truth(seq: &str, i: usize) -> Mask {
 }
 
 fn session(slots: usize) -> Session {
-    // As `--tracker memory` runs without a decoder trained for it: the probability directly.
+    // The embedded decoder is FRTM's: the session reads the memory's probability directly.
     let mut cfg = TrackerConfig {
         tracker: TrackerKind::Memory,
         gate: GateSettings {
             policy: GatePolicy::Never,
             ..Default::default()
         },
-        decoder: false,
         ..Default::default()
     };
     cfg.memory.slots = slots;

@@ -74,15 +74,6 @@ impl Model {
         Ok(model)
     }
 
-    /// Whether a decoder trained on `tracker`'s score is embedded (`"memory"`, `"fusion"`).
-    pub fn has_embedded_decoder(tracker: &str) -> bool {
-        match tracker {
-            "memory" => !DECODER_MEMORY_SAFETENSORS.is_empty(),
-            "fusion" => !DECODER_FUSION_SAFETENSORS.is_empty(),
-            _ => true,
-        }
-    }
-
     /// The channels of the backbone taps the decoder reads (strides 32, 16, 8, 4).
     pub fn feature_channels(&self) -> [usize; 4] {
         self.decoder_config.feature_channels

@@ -277,7 +277,7 @@ pub fn track(
     let info = RunInfo {
         source,
         engine: session.engine().to_string(),
-        gate: config.gate,
+        gate: session.gate(),
         reverse,
         sizes,
         resumed_at,

@@ -368,7 +368,8 @@ pub fn train(
     device.seed(cfg.seed);
     let dcfg = DecoderConfig::new()
         .with_channels(cfg.decoder.channels)
-        .with_score_channels(cfg.score.channels());
+        .with_score_channels(cfg.score.channels())
+        .with_trained_on(cfg.score.tracker.to_string());
     let spec = LoopSpec {
         iterations: cfg.iterations,
         seed: cfg.seed,

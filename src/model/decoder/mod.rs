@@ -30,6 +30,9 @@ pub struct DecoderConfig {
     /// Channels of the tracker's score it reads (FRTM or memory: 1; fusion: 2).
     #[config(default = 1)]
     pub score_channels: usize,
+    /// The tracker whose scores it was trained on (`frtm`, `memory`, `fusion`).
+    #[config(default = "String::from(\"frtm\")")]
+    pub trained_on: String,
 }
 
 fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
