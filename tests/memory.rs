@@ -193,3 +193,23 @@ fn a_small_fast_object_is_tracked() {
     let mean = (1..n).map(|i| j(&outs[i], &gts[i])).sum::<f64>() / (n - 1) as f64;
     assert!(mean > 0.6, "mean J {mean}");
 }
+
+#[test]
+fn the_fusion_tracker_reads_both_scores_through_its_decoder() {
+    let model = Model::embedded_for("fusion").unwrap();
+    assert_eq!(model.decoder_config.score_channels, 2);
+    let cfg = TrackerConfig {
+        tracker: TrackerKind::Fusion,
+        ..Default::default()
+    };
+    let mut s = Session::new(&model, cfg).unwrap();
+    // Its gate was trained over FRTM's decoder: every frame is computed.
+    assert_eq!(s.gate().policy, GatePolicy::Never);
+    let frames: Vec<Frame> = (0..8).map(|i| frame("rhino", i)).collect();
+    let outs = track(&mut s, truth("rhino", 0), &frames);
+    let mean = (1..8).map(|i| j(&outs[i], &truth("rhino", i))).sum::<f64>() / 7.0;
+    assert!(mean > 0.7, "mean J {mean}");
+    // A two-channel decoder refuses a tracker that gives one channel.
+    let frtm = TrackerConfig::default();
+    assert!(Session::new(&model, frtm).is_err());
+}
