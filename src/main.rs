@@ -36,7 +36,7 @@ enum Command {
     /// Look inside the networks.
     #[command(subcommand)]
     Inspect(InspectCommand),
-    /// Segment the objects of a video (a folder of frames) from the mask of its first frame.
+    /// Segment the objects of a video file or a folder of frames from masks given on any frame.
     Segment(SegmentArgs),
     /// Segment every sequence of a DAVIS split into the DAVIS result layout.
     Run(RunArgs),
