@@ -179,10 +179,10 @@ struct ModelArgs {
     #[arg(long, default_value_t = 7)]
     mem_slots: usize,
     /// Memory: write a tracked frame when 1 − IoU with the last written mask exceeds this...
-    #[arg(long, value_parser = unit_interval, default_value_t = 0.0)]
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.1)]
     mem_write_change: f32,
     /// Memory: ...or every this many frames.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 5)]
     mem_write_every: usize,
     /// Fusion: the memory's weight in the fused score (the target model's: 1 − w).
     #[arg(long, value_parser = unit_interval, default_value_t = 0.5)]

@@ -65,6 +65,9 @@ fn session(slots: usize) -> Session {
         ..Default::default()
     };
     cfg.memory.slots = slots;
+    // Every frame written, so the bank fills within a few frames.
+    cfg.memory.write_every = 1;
+    cfg.memory.write_change = 0.0;
     Session::new(&Model::embedded().unwrap(), cfg).unwrap()
 }
 

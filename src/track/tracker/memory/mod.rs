@@ -52,8 +52,10 @@ impl Default for MemoryConfig {
                 global_given: false,
             },
             slots: 7,
-            write_change: 0.0,
-            write_every: 1,
+            // Chosen on all 30 training sequences (training-free): J&F 67.5 against 66.6 for
+            // writing every frame and 64.3 with 3 slots.
+            write_change: 0.1,
+            write_every: 5,
         }
     }
 }
