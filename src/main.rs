@@ -254,6 +254,14 @@ struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Cross-validation: a folder of `fit-<k>.txt` lists (e.g. splits/folds). One decoder per
+    /// fold, trained on its list, into `<out>/fold-<k>/`, from one cache of the data (which must
+    /// hold every fold's sequences). Score each on its `dev-<k>.txt` with `run --set`.
+    #[arg(long)]
+    folds: Option<PathBuf>,
+    /// With --folds: only these folds (e.g. 1,2,3,4).
+    #[arg(long, value_delimiter = ',', requires = "folds")]
+    fold_ids: Option<Vec<usize>>,
     #[arg(long, default_value_t = 3000)]
     iterations: usize,
     #[arg(long, default_value_t = 4)]
@@ -515,6 +523,16 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    // Outputs that cannot be written are told before the evaluation, not after half of them.
+    if let Some(json) = &args.json {
+        let dir = json.parent().filter(|d| !d.as_os_str().is_empty());
+        if json.is_dir() || dir.is_some_and(|d| !d.is_dir()) {
+            anyhow::bail!(
+                "--json {}: not a file in an existing folder",
+                json.display()
+            );
+        }
+    }
     let dataset = args.data.open()?;
     let frames: u64 = dataset
         .sequences
@@ -537,11 +555,20 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let label = args.data.label();
     let csv_dir = args.csv_dir.as_deref().unwrap_or(&args.results);
-    let (g, p) = report.write_csvs(csv_dir, &label)?;
+    // The JSON first: if the CSVs then fail, the JSON goes too (all outputs, or none).
     if let Some(json) = &args.json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         reuse_vos::io::atomic::write_bytes(json, text.as_bytes())?;
     }
+    let (g, p) = match report.write_csvs(csv_dir, &label) {
+        Ok(paths) => paths,
+        Err(e) => {
+            if let Some(json) = &args.json {
+                let _ = std::fs::remove_file(json);
+            }
+            return Err(e.into());
+        }
+    };
     print!("{}", report.table(&label));
     eprintln!(
         "evaluated {} objects in {} sequences in {:.2} s; wrote {} and {}",
@@ -666,6 +693,9 @@ fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         SegmentOutcome::Done(stats) => stats,
     };
     print_segment_summary(&stats, &job.out);
+    for w in &stats.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(o) = &job.overlay {
         println!("overlay video: {}", o.display());
     }
@@ -842,6 +872,24 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     let bar = progress_bar(0, "train");
     let start = std::time::Instant::now();
+    if let Some(dir) = &args.folds {
+        let folds = read_folds(dir, args.fold_ids.as_deref())?;
+        let states = reuse_vos::jobs::train::train_folds(
+            &dataset,
+            engine.as_mut(),
+            &args.out,
+            &cfg,
+            &folds,
+            args.resume,
+            &bar,
+        )?;
+        bar.finish();
+        for (fold, state) in folds.iter().zip(&states) {
+            let weights = args.out.join(&fold.name).join("decoder.safetensors");
+            report_trained(state, start, &weights);
+        }
+        return Ok(());
+    }
     let state = reuse_vos::jobs::train::train(
         &dataset,
         engine.as_mut(),
@@ -853,6 +901,43 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     bar.finish();
     report_trained(&state, start, &args.out.join("decoder.safetensors"));
     Ok(())
+}
+
+/// The folds of a folder of `fit-<k>.txt` lists, in order of k (only `ids`, when given).
+fn read_folds(
+    dir: &Path,
+    ids: Option<&[usize]>,
+) -> anyhow::Result<Vec<reuse_vos::jobs::train::Fold>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let k = name
+            .strip_prefix("fit-")
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|k| k.parse::<usize>().ok());
+        if let Some(k) = k.filter(|k| ids.is_none_or(|ids| ids.contains(k))) {
+            found.push((k, entry.path()));
+        }
+    }
+    found.sort();
+    if let Some(missing) =
+        ids.and_then(|ids| ids.iter().find(|i| !found.iter().any(|f| f.0 == **i)))
+    {
+        anyhow::bail!("{}: no fit-{missing}.txt", dir.display());
+    }
+    if found.is_empty() {
+        anyhow::bail!("{}: no fit-<k>.txt fold lists", dir.display());
+    }
+    let mut folds = Vec::new();
+    for (k, path) in found {
+        let fit = reuse_vos::io::dataset::read_set_file(&path)?;
+        folds.push(reuse_vos::jobs::train::Fold {
+            name: format!("fold-{k}"),
+            fit,
+        });
+    }
+    Ok(folds)
 }
 
 fn report_trained(
@@ -1138,8 +1223,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once (our errors already quote the OS error they wrap).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

@@ -501,3 +501,63 @@ fn bad_video_inputs_fail_cleanly() {
         assert_eq!(written, 0, "{o}: nothing written on a failed start");
     }
 }
+
+#[test]
+fn a_truncated_video_is_tracked_as_far_as_it_decodes_with_a_warning() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = common::temp_dir("video-truncated");
+    let frames: Vec<PathBuf> = (0..30).map(|i| frame_path(SEQ, i)).collect();
+    let full = dir.join("full.mp4");
+    // The index up front (faststart), so the cut file still declares its 30 frames.
+    encode(
+        &frames,
+        &full,
+        &[
+            "-vf",
+            "scale=320:180",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+        ],
+    );
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 45 / 100]).unwrap();
+    let mask = dir.join("mask.png");
+    image::imageops::resize(
+        &image::open(gt_path(0)).unwrap().to_luma8(),
+        320,
+        180,
+        image::imageops::FilterType::Nearest,
+    )
+    .save(&mask)
+    .unwrap();
+    let out = dir.join("out");
+    let run = Command::new(common::bin())
+        .arg("segment")
+        .arg(&cut)
+        .arg("--mask")
+        .arg(&mask)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("declares 30 frames"),
+        "{err}"
+    );
+    let stats = stats_of(&out);
+    let decoded = stats["frames"].as_u64().unwrap();
+    assert!(decoded < 30, "{decoded}");
+    assert!(
+        stats["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("cut.mp4")),
+        "{stats}"
+    );
+}

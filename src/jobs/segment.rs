@@ -8,7 +8,9 @@ use crate::io::mask::{check_first_mask, read_user_mask};
 use crate::io::source::Source;
 use crate::io::{Frame, Mask};
 use crate::model::Model;
-use crate::output::{PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
+use crate::output::guard::{OutputLock, directly_in, remove_stray_temps, same_file};
+use crate::output::job_record::{JobRecord, MaskRecord, resolved};
+use crate::output::{JOB, PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
 use crate::track::TrackerConfig;
 use crate::track::video::{FrameStats, Replay, TrackRequest, VideoStats, track};
 use std::collections::BTreeMap;
@@ -193,15 +195,22 @@ pub fn segment(
             "--max-side {m}: frames must be at least 32 pixels"
         )));
     }
-    let progress_log = job.out.join(PROGRESS);
-    if job.resume && job.out.join(STATS).is_file() && !progress_log.is_file() {
-        return Ok(SegmentOutcome::AlreadyComplete);
-    }
     let source = Source::open(&job.input)?;
+    refuse_overwriting_inputs(job, &source)?;
     let masks = read_masks(job, &source)?;
     let mask_frames: Vec<usize> = masks.keys().copied().collect();
     let (first, last) = frame_range(job, &mask_frames)?;
+    let asked = job_record(job, config)?;
+    let _lock = OutputLock::acquire(&job.out)?;
+    remove_stray_temps(&job.out);
+    if let Some(m) = &job.matte {
+        remove_stray_temps(m);
+    }
     let records = if job.resume {
+        check_same_job(job, &asked)?;
+        if job.out.join(STATS).is_file() && !job.out.join(PROGRESS).is_file() {
+            return Ok(SegmentOutcome::AlreadyComplete);
+        }
         read_progress(&job.out)?
     } else {
         BTreeMap::new()
@@ -233,19 +242,129 @@ pub fn segment(
         },
         &records,
     )?;
-    let stats = track(
+    asked.write(&job.out)?;
+    let mut written = 0usize;
+    let tracked = track(
         model,
         config,
         request,
         &mut |t| {
             writer.write(t)?;
+            written += 1;
             tick();
             Ok(())
         },
         job.matte.is_some(),
-    )?;
+    );
+    let mut stats = match tracked {
+        Ok(stats) => stats,
+        Err(e) => {
+            if written == 0 && records.is_empty() {
+                // Nothing was tracked: leave the folder as it was (the README's promise).
+                drop(writer);
+                let _ = std::fs::remove_file(job.out.join(PROGRESS));
+                let _ = std::fs::remove_file(job.out.join(JOB));
+            }
+            return Err(e);
+        }
+    };
+    if let Some(declared) = frames_in_range(&source, first, last).filter(|&n| n > stats.frames) {
+        stats.warnings.push(format!(
+            "{}: the file declares {declared} frames in the range but only {} could be decoded (a truncated or damaged file?); masks were written for those",
+            source.path().display(),
+            stats.frames
+        ));
+    }
     writer.finish(&stats)?;
     Ok(SegmentOutcome::Done(Box::new(stats)))
+}
+
+/// Refuses outputs that are, or would overwrite, the user's inputs: `--out` as the frame
+/// folder, `--overlay` as the input video or a mask, a mask among the frames or in `--out`.
+fn refuse_overwriting_inputs(job: &SegmentJob, source: &Source) -> Result<()> {
+    if job.out.exists() && !job.out.is_dir() {
+        return Err(Error::Invalid(format!(
+            "--out {}: a file, not a folder",
+            job.out.display()
+        )));
+    }
+    if !source.is_video() && same_file(&job.out, &job.input) {
+        return Err(Error::Invalid(format!(
+            "--out {} is the input frame folder: the masks would overwrite its frames; choose another folder",
+            job.out.display()
+        )));
+    }
+    for spec in &job.masks {
+        if !source.is_video() && directly_in(&spec.path, &job.input) {
+            return Err(Error::format(
+                &spec.path,
+                format!(
+                    "the mask is inside the frame folder {}, where it would be read as a frame: move it out",
+                    job.input.display()
+                ),
+            ));
+        }
+        if directly_in(&spec.path, &job.out) {
+            return Err(Error::format(
+                &spec.path,
+                format!(
+                    "the mask is inside --out {}, where this run writes its masks: copy it elsewhere first",
+                    job.out.display()
+                ),
+            ));
+        }
+    }
+    if let Some(o) = &job.overlay {
+        let clash = same_file(o, &job.input) || job.masks.iter().any(|m| same_file(o, &m.path));
+        if clash {
+            return Err(Error::Invalid(format!(
+                "--overlay {} is one of the inputs: it would be overwritten; choose another file",
+                o.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What this command asks, as `job.json` records it.
+fn job_record(job: &SegmentJob, config: &TrackerConfig) -> Result<JobRecord> {
+    let masks = job
+        .masks
+        .iter()
+        .map(|m| MaskRecord::of(m.frame, &m.path))
+        .collect::<Result<Vec<_>>>()?;
+    // Threads change the speed, not the masks.
+    let settings = TrackerConfig {
+        threads: 0,
+        ..config.clone()
+    };
+    Ok(JobRecord {
+        input: resolved(&job.input),
+        masks,
+        start: job.start,
+        end: job.end,
+        max_side: job.max_side,
+        reverse: job.reverse,
+        mattes: job.matte.is_some(),
+        settings: format!("{settings:?}"),
+    })
+}
+
+/// `--resume` continues only the command that was interrupted there.
+fn check_same_job(job: &SegmentJob, asked: &JobRecord) -> Result<()> {
+    let Some(earlier) = JobRecord::read(&job.out)? else {
+        return Ok(());
+    };
+    let differs = earlier.differences(asked);
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{}: --resume continues the run that was interrupted there, but this command differs in {} (see {}); run the same command again, or drop --resume to start over",
+        job.out.display(),
+        differs.join(", "),
+        job.out.join(JOB).display()
+    )))
 }
 
 #[cfg(test)]

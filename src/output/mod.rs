@@ -2,6 +2,8 @@
 //! mattes, an overlay video, the statistics, and the HTML report. Every file is written
 //! atomically; `frames.jsonl` records each finished frame so an interrupted run can resume.
 
+pub mod guard;
+pub mod job_record;
 pub mod names;
 pub mod overlay;
 pub mod report;
@@ -16,7 +18,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// The per-frame log of a run in progress (removed when `stats.json` is written).
-pub use names::{PROGRESS, STATS};
+pub use names::{JOB, PROGRESS, STATS};
 
 /// Where a `segment` run writes.
 pub struct SegmentOutputs {

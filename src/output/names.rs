@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// `segment`: one JSON line per finished frame, what `--resume` continues from.
 pub const PROGRESS: &str = "frames.jsonl";
+/// `segment`: what the run was asked (input, masks, options), what `--resume` checks.
+pub const JOB: &str = "job.json";
 /// `segment`: the run's statistics.
 pub const STATS: &str = "stats.json";
 /// `run`: per-sequence statistics live in this folder, beside the result folders.

@@ -77,6 +77,9 @@ pub struct VideoStats {
     /// Mean multiply-accumulates per frame, GMAC (1 MAC = 2 FLOPs).
     pub gmacs_per_frame: f64,
     pub per_frame: Vec<FrameStats>,
+    /// What the user should know about the run (e.g. fewer frames decoded than declared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Per-object reuse counts over frame records (given frames not counted), and the overall rate.
@@ -405,6 +408,7 @@ fn video_stats(
         reuse_rate,
         gmacs_per_frame,
         per_frame,
+        warnings: Vec::new(),
     }
 }
 

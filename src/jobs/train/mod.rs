@@ -18,6 +18,7 @@ use harness::{LoopSpec, Run, Smoothed, Step, train_loop};
 use propagate::ScoreSource;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -103,8 +104,8 @@ struct Example {
 
 /// Errors unless some sequence has a reference frame (one whose object covers 100 pixels):
 /// the samplers draw only around references and would otherwise search forever.
-pub(crate) fn check_references(seqs: &[SequenceData]) -> Result<()> {
-    if seqs.iter().all(|s| s.references.is_empty()) {
+pub(crate) fn check_references<S: Borrow<SequenceData>>(seqs: &[S]) -> Result<()> {
+    if seqs.iter().all(|s| s.borrow().references.is_empty()) {
         return Err(Error::Invalid(format!(
             "none of the {} training sequences has a reference frame (an annotated frame whose object covers at least 100 pixels): nothing to train on",
             seqs.len()
@@ -117,11 +118,11 @@ pub(crate) fn check_references(seqs: &[SequenceData]) -> Result<()> {
 /// sequence has one: [`check_references`]). The FRTM decoder sees frames up to `max_gap`
 /// before or after the reference; the memory and fusion decoders the frames the memory
 /// propagated to, after it.
-fn sample_example(seqs: &[SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) -> Example {
+fn sample_example(seqs: &[&SequenceData], cfg: &TrainConfig, rng: &mut impl Rng) -> Example {
     let frtm = cfg.score.tracker == crate::track::TrackerKind::Frtm;
     let usable = |r: &data::Reference| frtm || !r.propagated.is_empty();
     let seq = loop {
-        let s = &seqs[rng.random_range(0..seqs.len())];
+        let s = seqs[rng.random_range(0..seqs.len())];
         if s.references.iter().any(usable) {
             break s;
         }
@@ -337,6 +338,23 @@ pub(crate) fn open_log(files: &RunFiles, header: &str, fresh: bool) -> Result<st
     Ok(log)
 }
 
+/// The training data of `dataset`: every sequence's cached features and target scores, and for
+/// the memory and fusion decoders the memory propagated from every reference. Each sequence's
+/// data depends on that sequence alone, so one cache serves every fold.
+pub fn prepare(
+    dataset: &Dataset,
+    engine: &mut dyn BackboneEngine,
+    cfg: &TrainConfig,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<SequenceData>> {
+    let mut seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
+    if cfg.score.tracker != crate::track::TrackerKind::Frtm {
+        progress.set_message("propagating the memory from every reference");
+        propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
+    }
+    Ok(seqs)
+}
+
 /// Trains the decoder on the sequences of `dataset` and writes checkpoints and the weights into
 /// `out`. With `resume`, continues from the checkpoint there.
 pub fn train(
@@ -347,14 +365,65 @@ pub fn train(
     resume: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
-    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
     let started = Instant::now();
-    let mut seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
-    check_references(&seqs)?;
-    if cfg.score.tracker != crate::track::TrackerKind::Frtm {
-        progress.set_message("propagating the memory from every reference");
-        propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
+    let seqs = prepare(dataset, engine, cfg, progress)?;
+    let all: Vec<&SequenceData> = seqs.iter().collect();
+    train_on(&all, out, cfg, resume, started, progress)
+}
+
+/// One fold of a cross-validation: its name (the run's sub-folder) and its training sequences.
+pub struct Fold {
+    pub name: String,
+    pub fit: Vec<String>,
+}
+
+/// Trains one decoder per fold, each on its own sequences, from one cache of `dataset` (which
+/// holds every fold's sequences), into `out/<fold name>/`. The same draws as a separate
+/// `train` on the fold's sequences in the same order.
+pub fn train_folds(
+    dataset: &Dataset,
+    engine: &mut dyn BackboneEngine,
+    out: &Path,
+    cfg: &TrainConfig,
+    folds: &[Fold],
+    resume: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<TrainState>> {
+    for fold in folds {
+        if let Some(missing) = fold.fit.iter().find(|n| !dataset.sequences.contains(n)) {
+            return Err(Error::Invalid(format!(
+                "fold {}: sequence {missing} is not in the training data",
+                fold.name
+            )));
+        }
     }
+    let seqs = prepare(dataset, engine, cfg, progress)?;
+    let mut states = Vec::new();
+    for fold in folds {
+        let started = Instant::now();
+        let subset: Vec<&SequenceData> = fold
+            .fit
+            .iter()
+            .filter_map(|n| seqs.iter().find(|s| &s.name == n))
+            .collect();
+        progress.println(format!("fold {}: {} sequences", fold.name, subset.len()));
+        let dir = out.join(&fold.name);
+        states.push(train_on(&subset, &dir, cfg, resume, started, progress)?);
+    }
+    Ok(states)
+}
+
+/// Trains the decoder on prepared sequences (see [`train`]); `started` is when preparing began.
+fn train_on(
+    seqs: &[&SequenceData],
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    started: Instant,
+    progress: &indicatif::ProgressBar,
+) -> Result<TrainState> {
+    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
+    check_references(seqs)?;
     let run = Run {
         files: RunFiles {
             dir: out.to_path_buf(),
@@ -387,7 +456,7 @@ pub fn train(
         dcfg.init(&device),
         |model, rng, state| {
             let examples: Vec<Example> = (0..cfg.batch)
-                .map(|_| sample_example(&seqs, cfg, rng))
+                .map(|_| sample_example(seqs, cfg, rng))
                 .collect();
             let (input, score, label) =
                 decoder_batch(examples, cfg, dcfg.feature_channels, &device);
