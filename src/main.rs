@@ -10,6 +10,7 @@ use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::online::TargetInput;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use reuse_vos::track::safety::SafetyNet;
 use reuse_vos::track::tracker::memory::{MemoryConfig, ReadoutSettings};
 use reuse_vos::track::{TrackerConfig, TrackerKind};
 use std::path::{Path, PathBuf};
@@ -230,6 +231,24 @@ struct ModelArgs {
     /// τ2.
     #[arg(long, value_parser = unit_interval, default_value_t = 0.9)]
     tau2: f32,
+    /// Turn off the safety net that recomputes a frame the gate would reuse when the object
+    /// reused --max-streak frames in a row, when it moved more than --max-motion, or
+    /// when the reused mask jumped (--max-area-ratio, --max-shift).
+    #[arg(long)]
+    no_safety_net: bool,
+    /// Safety net: most reused frames in a row per object.
+    #[arg(long, default_value_t = SafetyNet::default().max_streak)]
+    max_streak: usize,
+    /// Safety net: largest motion of the object since its last computed frame, as a share of
+    /// its size (√area).
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_motion)]
+    max_motion: f32,
+    /// Safety net: largest area ratio (either way) of a reused mask against the last computed.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_area_ratio)]
+    max_area_ratio: f32,
+    /// Safety net: largest move of a reused mask's centre, as a share of √area.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_shift)]
+    max_shift: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
     /// use them as stored, add the Δ-generator's change to the score, or also translate the
     /// state with the refine-translator (the paper's path). The shallow decoder stages always
@@ -637,6 +656,13 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
         tau: args.tau,
         tau2: args.tau2,
         mode: args.reuse_mode,
+        safety: SafetyNet {
+            enabled: !args.no_safety_net,
+            max_streak: args.max_streak,
+            max_motion: args.max_motion,
+            max_area_ratio: args.max_area_ratio,
+            max_shift: args.max_shift,
+        },
     };
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX
@@ -723,9 +749,13 @@ fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats, out: &Path
         .map(|(id, r)| format!("object {id} {:.1} %", 100.0 * r.rate))
         .collect();
     println!(
-        "reuse rate {:.1} % ({}); {:.2} GMAC per frame",
+        "reuse rate {:.1} % ({}); safety net recomputed {} object-frames (streak {}, motion {}, jump {}); {:.2} GMAC per frame",
         100.0 * stats.reuse_rate,
         per_object.join(", "),
+        stats.safety.total(),
+        stats.safety.streak,
+        stats.safety.motion,
+        stats.safety.jump,
         stats.gmacs_per_frame
     );
     let resumed = stats

@@ -138,39 +138,6 @@ fn masks_are_deterministic() {
     }
 }
 
-/// A DAVIS object cut out, scaled to `scale`, pasted at `(x, y)` onto `background`; the frame
-/// and its mask.
-fn paste(
-    object: &Frame,
-    mask: &Mask,
-    scale: f32,
-    background: &Frame,
-    (x0, y0): (i64, i64),
-) -> (Frame, Mask) {
-    let mut out = background.clone();
-    let mut m = Mask::new(background.width, background.height);
-    let (w, h) = (
-        (object.width as f32 * scale) as i64,
-        (object.height as f32 * scale) as i64,
-    );
-    for y in 0..h {
-        for x in 0..w {
-            let (sx, sy) = ((x as f32 / scale) as u32, (y as f32 / scale) as u32);
-            let (tx, ty) = (x0 + x, y0 + y);
-            let inside =
-                tx >= 0 && ty >= 0 && tx < background.width as i64 && ty < background.height as i64;
-            if !inside || mask.ids[(sy * mask.width + sx) as usize] == 0 {
-                continue;
-            }
-            let (tx, ty) = (tx as usize, ty as usize);
-            let t = ty * background.width as usize + tx;
-            out.rgb[3 * t..3 * t + 3].copy_from_slice(&object.pixel(sx, sy));
-            m.ids[t] = 1;
-        }
-    }
-    (out, m)
-}
-
 #[test]
 fn a_small_fast_object_is_tracked() {
     // The rhino scaled so it covers under 2 % of the frame, moving 10 px per frame across
@@ -180,7 +147,7 @@ fn a_small_fast_object_is_tracked() {
     let mut frames = Vec::new();
     let mut gts = Vec::new();
     for i in 0..n {
-        let (f, m) = paste(
+        let (f, m) = common::paste(
             &object,
             &mask,
             0.3,

@@ -14,6 +14,7 @@ use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::online::area_downsample;
 use reuse_vos::model::reuse::ReuseConfig;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, Path, ReuseMode};
+use reuse_vos::track::safety::SafetyNet;
 use reuse_vos::track::{Session, TrackerConfig};
 
 fn rel(a: &[f32], b: &[f32]) -> f32 {
@@ -134,6 +135,8 @@ fn session_with(policy: GatePolicy, tau: f32, mode: ReuseMode) -> Session {
                 tau,
                 tau2: 0.9,
                 mode,
+                // The gate itself, without the safety net (tests/safety_net.rs has it).
+                safety: SafetyNet::off(),
             },
             ..Default::default()
         },

@@ -4,6 +4,7 @@
 
 use super::gate::{GateDecision, GateSettings, Path};
 use super::object::ObjectState;
+use super::safety::{Thumb, motion};
 use crate::engine::ReuseEngine;
 use crate::error::Result;
 use crate::io::Mask;
@@ -30,6 +31,8 @@ impl Decided {
                 p_reuse: None,
                 oracle_iou: None,
                 path: Path::Given,
+                motion: None,
+                safety: None,
             },
             delta: None,
             ms: 0.0,
@@ -43,15 +46,16 @@ impl Decided {
 
 /// The decision for an object whose mask was not given: the gate (when the session has a
 /// reuse path and the object a stored frame), the oracle's IoU (when `truth` is known), the
-/// policy.
+/// policy, then the safety net's checks before a reuse (`thumb`: this frame's luma cells).
 pub fn decide(
     object: &ObjectState,
     reuse: Option<&mut Box<dyn ReuseEngine>>,
     s8: &FeatureMap,
+    thumb: &Thumb,
     truth: Option<&Mask>,
     settings: &GateSettings,
 ) -> Result<Decided> {
-    let (mut p_reuse, mut delta, mut oracle_iou) = (None, None, None);
+    let (mut p_reuse, mut delta, mut oracle_iou, mut moved) = (None, None, None, None);
     if let (Some(reuse), Some(mem)) = (reuse, &object.reuse) {
         // The gate reads one score channel (fusion's first is the target model's).
         let s = &mem.score;
@@ -59,6 +63,7 @@ pub fn decide(
         let plane = &s.data[..s.height * s.width];
         let score8 = FeatureMap::new(1, h8, w8, resize_bilinear(plane, s.height, s.width, h8, w8));
         let (logit, d) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
+        moved = Some(motion(thumb, &mem.thumb, &mem.footprint));
         p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
         delta = Some(d);
         if let (Some(gt), Some(last)) = (truth, &mem.truth) {
@@ -66,11 +71,28 @@ pub fn decide(
             oracle_iou = Some(iou(&now, last) as f32);
         }
     }
+    let mut path = settings.decide(p_reuse, oracle_iou);
+    let safety = match (path.is_reuse(), &object.reuse) {
+        (true, Some(mem)) => settings.safety.before(
+            object.streak,
+            moved.unwrap_or(f32::INFINITY),
+            &mem.footprint,
+        ),
+        (true, None) => settings
+            .safety
+            .before(object.streak, 0.0, &Default::default()),
+        _ => None,
+    };
+    if safety.is_some() {
+        path = Path::Computed;
+    }
     Ok(Decided {
         decision: GateDecision {
             p_reuse,
             oracle_iou,
-            path: settings.decide(p_reuse, oracle_iou),
+            path,
+            motion: moved,
+            safety,
         },
         delta,
         ms: 0.0,

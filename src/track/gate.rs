@@ -96,6 +96,12 @@ pub struct GateDecision {
     /// The oracle's IoU with the last computed frame, when asked.
     pub oracle_iou: Option<f32>,
     pub path: Path,
+    /// The object's motion (pixels) since its last computed frame (when the gate ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<f32>,
+    /// The safety net recomputed a frame the gate would have reused, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<super::safety::Override>,
 }
 
 /// The policy and its thresholds.
@@ -108,6 +114,9 @@ pub struct GateSettings {
     /// What a reused frame does with the stored score and state.
     #[serde(default)]
     pub mode: ReuseMode,
+    /// The checks that turn a risky reuse back into a computed frame.
+    #[serde(default = "super::safety::SafetyNet::off")]
+    pub safety: super::safety::SafetyNet,
 }
 
 impl Default for GateSettings {
@@ -117,6 +126,7 @@ impl Default for GateSettings {
             tau: 0.7,
             tau2: 0.9,
             mode: ReuseMode::Stored,
+            safety: Default::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod merge;
 pub mod object;
 pub mod paths;
+pub mod safety;
 pub mod session;
 pub mod timing;
 pub mod tracker;

@@ -17,6 +17,10 @@ pub struct ReuseMemory {
     pub s8: FeatureMap,
     /// The ground truth of that frame (oracle policy only).
     pub truth: Option<Vec<bool>>,
+    /// Where the object was on that frame, and the frame's luma thumb (the safety net's
+    /// reference).
+    pub footprint: super::safety::Footprint,
+    pub thumb: super::safety::Thumb,
 }
 
 /// One object: its tracker model, its stored reuse state, and how far it has come.
@@ -25,6 +29,8 @@ pub struct ObjectState {
     pub model: Box<dyn ObjectModel>,
     /// Computed frames since the object was (re)started.
     pub frames: usize,
+    /// Frames reused in a row until now.
+    pub streak: usize,
     /// None when the session runs no reuse path.
     pub reuse: Option<ReuseMemory>,
     /// The object's probability on the previous frame (what `copy` reuses; kept only by

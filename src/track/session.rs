@@ -7,6 +7,7 @@ use super::gate::{GatePolicy, GateSettings, Path};
 use super::merge;
 use super::object::{ObjectFrame, ObjectState, Objects, ReuseMemory};
 use super::paths::{self, PathContext, PathResult};
+use super::safety::{Footprint, Thumb};
 use super::timing::{Stage, StageTimes, since};
 use super::tracker::fusion::FusionConfig;
 use super::tracker::memory::MemoryConfig;
@@ -94,6 +95,8 @@ struct FrameRun<'f> {
     /// The frame's ground truth, for the oracle policy.
     truth: Option<Mask>,
     features: FrameFeatures,
+    /// Luma cells, when the safety net can run.
+    thumb: Thumb,
     times: StageTimes,
 }
 
@@ -217,11 +220,11 @@ impl Session {
         let start = Instant::now();
         let mut run = self.begin(frame)?;
         self.start_given(&mut run)?;
-        let decided = self.decide_all(&mut run)?;
+        let mut decided = self.decide_all(&mut run)?;
         if decided.iter().any(|d| d.path() == Path::Computed) {
             self.ensure_deep(&mut run)?;
         }
-        let (results, path_ms) = self.run_paths(&mut run, &decided)?;
+        let (results, path_ms) = self.run_all_paths(&mut run, &mut decided)?;
         let ids = self.objects.ids();
         let probs: Vec<Vec<f32>> = results.iter().map(|r| r.probability.clone()).collect();
         let n = (frame.width * frame.height) as usize;
@@ -271,7 +274,13 @@ impl Session {
         };
         let mut times = StageTimes::default();
         let low = times.time(Stage::Backbone, || self.backbone.low(&normalize(frame)))?;
+        let net = self.reuse.is_some() && self.config.gate.safety.enabled;
+        let thumb = match net {
+            true => times.time(Stage::Gate, || Thumb::of(frame)),
+            false => Thumb::default(),
+        };
         Ok(FrameRun {
+            thumb,
             index,
             frame,
             given_ids: given.as_ref().map(|m| m.object_ids()).unwrap_or_default(),
@@ -342,6 +351,11 @@ impl Session {
                             state,
                             s8: low.s8.clone(),
                             truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
+                            footprint: Footprint::of(
+                                &binary.iter().map(|&b| f32::from(b)).collect::<Vec<_>>(),
+                                (w, h),
+                            ),
+                            thumb: run.thumb.clone(),
                         })
                     }
                     None => None,
@@ -350,6 +364,7 @@ impl Session {
                     id,
                     model,
                     frames: 0,
+                    streak: 0,
                     reuse,
                     previous: binary.iter().map(|&b| f32::from(b)).collect(),
                 });
@@ -373,6 +388,7 @@ impl Session {
                     o,
                     self.reuse.as_mut(),
                     &run.features.low.s8,
+                    &run.thumb,
                     run.truth.as_ref(),
                     &self.config.gate,
                 )?
@@ -384,12 +400,63 @@ impl Session {
         Ok(decided)
     }
 
-    /// Step 3: each object's path, and its time (its gate decision's share included).
+    /// Step 3: each object's path and its time (its gate decision's share included); a reused
+    /// mask that jumped away from the last computed one is computed after all (the safety net).
+    fn run_all_paths(
+        &mut self,
+        run: &mut FrameRun,
+        decided: &mut [Decided],
+    ) -> Result<(Vec<PathResult>, Vec<f64>)> {
+        let mut done = self.run_paths(run, decided, |_| true)?;
+        let size = (run.frame.width as usize, run.frame.height as usize);
+        let net = self.config.gate.safety;
+        let mut jumped = vec![false; decided.len()];
+        for (k, (o, d)) in self.objects.iter().zip(decided.iter_mut()).enumerate() {
+            let (Some((result, _)), Some(mem)) = (&done[k], &o.reuse) else {
+                continue;
+            };
+            if !d.path().is_reuse() {
+                continue;
+            }
+            if let Some(why) = net.after(&Footprint::of(&result.probability, size), &mem.footprint)
+            {
+                d.decision.path = Path::Computed;
+                d.decision.safety = Some(why);
+                jumped[k] = true;
+            }
+        }
+        if jumped.contains(&true) {
+            self.ensure_deep(run)?;
+            let again = self.run_paths(run, decided, |k| jumped[k])?;
+            for (slot, redo) in done.iter_mut().zip(again) {
+                if let (Some((first, ms)), Some((result, more))) = (slot.as_ref(), redo) {
+                    *slot = Some((
+                        PathResult {
+                            macs: result.macs + first.macs,
+                            ..result
+                        },
+                        ms + more,
+                    ));
+                }
+            }
+        }
+        let mut results = Vec::new();
+        let mut path_ms = Vec::new();
+        for slot in done {
+            let (r, ms) = slot.ok_or_else(|| inconsistent("an object without a path"))?;
+            results.push(r);
+            path_ms.push(ms);
+        }
+        Ok((results, path_ms))
+    }
+
+    /// The paths of the objects `which` selects (by index); `None` for the others.
     fn run_paths(
         &mut self,
         run: &mut FrameRun,
         decided: &[Decided],
-    ) -> Result<(Vec<PathResult>, Vec<f64>)> {
+        which: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Option<(PathResult, f64)>>> {
         let stage = self.stage_macs(run);
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let mut ctx = PathContext {
@@ -397,10 +464,15 @@ impl Session {
             features: &run.features,
             stage: &stage,
             size: (w, h),
+            thumb: &run.thumb,
             times: &mut run.times,
         };
-        let (mut results, mut path_ms) = (Vec::new(), Vec::new());
-        for (o, d) in self.objects.iter_mut().zip(decided) {
+        let mut results = Vec::new();
+        for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
+            if !which(k) {
+                results.push(None);
+                continue;
+            }
             let t = Instant::now();
             let result = match (d.path(), &ctx.features.deep, &run.given) {
                 (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
@@ -416,10 +488,9 @@ impl Session {
                 },
                 _ => return Err(inconsistent("a path without its inputs")),
             };
-            results.push(result);
-            path_ms.push(d.ms + since(t));
+            results.push(Some((result, d.ms + since(t))));
         }
-        Ok((results, path_ms))
+        Ok(results)
     }
 
     /// Step 4: computed objects teach their tracker model (reused ones would be its own echo);
@@ -440,6 +511,10 @@ impl Session {
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
             let mut refined = false;
+            o.streak = match d.path().is_reuse() {
+                true => o.streak + 1,
+                false => 0,
+            };
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);

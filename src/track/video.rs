@@ -74,12 +74,43 @@ pub struct VideoStats {
     pub reuse: BTreeMap<u8, ObjectReuse>,
     /// Reused object-frames over all tracked object-frames.
     pub reuse_rate: f64,
+    /// Object-frames the safety net computed although the gate would have reused them.
+    #[serde(default)]
+    pub safety: SafetyCounts,
     /// Mean multiply-accumulates per frame, GMAC (1 MAC = 2 FLOPs).
     pub gmacs_per_frame: f64,
     pub per_frame: Vec<FrameStats>,
     /// What the user should know about the run (e.g. fewer frames decoded than declared).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// How often each check of the safety net recomputed an object-frame.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct SafetyCounts {
+    pub streak: usize,
+    pub motion: usize,
+    pub jump: usize,
+}
+
+impl SafetyCounts {
+    pub fn of(frames: &[FrameStats]) -> SafetyCounts {
+        use super::safety::Override;
+        let mut c = SafetyCounts::default();
+        for o in frames.iter().flat_map(|f| &f.objects) {
+            match o.decision.safety {
+                Some(Override::Streak) => c.streak += 1,
+                Some(Override::Motion) => c.motion += 1,
+                Some(Override::Jump) => c.jump += 1,
+                None => {}
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.streak + self.motion + self.jump
+    }
 }
 
 /// Per-object reuse counts over frame records (given frames not counted), and the overall rate.
@@ -406,6 +437,7 @@ fn video_stats(
         mean_times: StageTimes::mean(fresh.get(1..).unwrap_or(&[]).iter().map(|f| &f.times)),
         reuse,
         reuse_rate,
+        safety: SafetyCounts::of(&per_frame),
         gmacs_per_frame,
         per_frame,
         warnings: Vec::new(),

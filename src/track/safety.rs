@@ -1,0 +1,301 @@
+//! The safety net around reuse: a reused frame is a guess that the object barely changed, and a
+//! wrong guess compounds (the stored score is never refreshed while an object reuses). Three
+//! cheap checks turn a reuse back into a computed frame:
+//! - **streak**: at most `max_streak` reused frames in a row per object;
+//! - **motion**: the object moved more than `max_motion` of its size since its last computed
+//!   frame (its cells' luma matched in this frame, 4×4-pixel cells, ±48 pixels) — the stored
+//!   score is where the object *was*; the learned gate was blind to a fast object on a still
+//!   background;
+//! - **jump**: the reused mask's area left `[1/max_area_ratio, max_area_ratio]` of the last
+//!   computed one, or its centre moved more than `max_shift` of the object's size.
+
+use crate::io::Frame;
+use serde::{Deserialize, Serialize};
+
+/// The checks and their limits (reported in `stats.json` with the gate).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SafetyNet {
+    pub enabled: bool,
+    /// Most consecutive reused frames per object.
+    pub max_streak: usize,
+    /// Largest motion of the object since its last computed frame (the luma of its 4×4-pixel
+    /// cells matched within ±48 pixels), as a share of its size (√area).
+    pub max_motion: f32,
+    /// Largest area ratio (either way) of a reused mask against the last computed one.
+    pub max_area_ratio: f32,
+    /// Largest move of the mask's centre, as a share of the object's size (√area).
+    pub max_shift: f32,
+}
+
+impl Default for SafetyNet {
+    fn default() -> Self {
+        SafetyNet {
+            enabled: true,
+            max_streak: 4,
+            max_motion: 0.03,
+            max_area_ratio: 1.3,
+            max_shift: 0.15,
+        }
+    }
+}
+
+/// Why the net recomputed a frame the gate would have reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Override {
+    Streak,
+    Motion,
+    Jump,
+}
+
+/// Where an object was on its last computed frame: its area, centre and stride-8 box.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Footprint {
+    pub area: f64,
+    pub centre: (f64, f64),
+    /// `(x0, y0, x1, y1)` in image pixels, exclusive ends; empty when the object is absent.
+    pub bbox: (usize, usize, usize, usize),
+    /// The [`Thumb`] cells whose centre pixel is the object.
+    pub cells: Vec<(u32, u32)>,
+}
+
+impl Footprint {
+    /// The footprint of a probability map (`> 0.5` is the object) of `w × h` pixels.
+    pub fn of(probability: &[f32], (w, h): (usize, usize)) -> Footprint {
+        let (mut n, mut sx, mut sy) = (0usize, 0f64, 0f64);
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+        for (i, _) in probability.iter().enumerate().filter(|(_, p)| **p > 0.5) {
+            let (x, y) = (i % w, i / w);
+            n += 1;
+            sx += x as f64;
+            sy += y as f64;
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x + 1);
+            y1 = y1.max(y + 1);
+        }
+        if n == 0 {
+            return Footprint::default();
+        }
+        let mut cells = Vec::new();
+        for cy in 0..h.div_ceil(CELL) {
+            for cx in 0..w.div_ceil(CELL) {
+                let (x, y) = (
+                    (cx * CELL + CELL / 2).min(w - 1),
+                    (cy * CELL + CELL / 2).min(h - 1),
+                );
+                if probability[y * w + x] > 0.5 {
+                    cells.push((cx as u32, cy as u32));
+                }
+            }
+        }
+        Footprint {
+            area: n as f64,
+            centre: (sx / n as f64, sy / n as f64),
+            bbox: (x0, y0, x1, y1),
+            cells,
+        }
+    }
+}
+
+impl SafetyNet {
+    /// No checks (what runs recorded before the net existed used).
+    pub fn off() -> SafetyNet {
+        SafetyNet {
+            enabled: false,
+            ..Default::default()
+        }
+    }
+
+    /// The net's verdict before a reuse: `streak` reused frames in a row so far, the object's
+    /// motion (pixels, see [`motion`]) since its last computed frame, where it was then.
+    pub fn before(&self, streak: usize, motion: f32, computed: &Footprint) -> Option<Override> {
+        if !self.enabled {
+            return None;
+        }
+        if streak >= self.max_streak {
+            return Some(Override::Streak);
+        }
+        let limit = self.max_motion as f64 * computed.area.sqrt();
+        (motion as f64 > limit).then_some(Override::Motion)
+    }
+
+    /// The net's verdict on a reused mask against the last computed frame's.
+    pub fn after(&self, reused: &Footprint, computed: &Footprint) -> Option<Override> {
+        if !self.enabled || computed.area == 0.0 {
+            return None;
+        }
+        let ratio = reused.area.max(1.0) / computed.area;
+        let size = computed.area.sqrt();
+        let (dx, dy) = (
+            reused.centre.0 - computed.centre.0,
+            reused.centre.1 - computed.centre.1,
+        );
+        let jumped = ratio > self.max_area_ratio as f64
+            || ratio < 1.0 / self.max_area_ratio as f64
+            || (reused.area > 0.0 && (dx * dx + dy * dy).sqrt() > self.max_shift as f64 * size);
+        jumped.then_some(Override::Jump)
+    }
+}
+
+/// A frame's luma averaged over 4×4-pixel cells (0..1): what the motion check matches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Thumb {
+    pub width: usize,
+    pub height: usize,
+    pub luma: Vec<f32>,
+}
+
+/// Cell size of a [`Thumb`], in pixels.
+pub const CELL: usize = 4;
+
+/// How far the motion check searches, in cells (±48 pixels).
+const SEARCH: i64 = 12;
+
+/// Most object cells the motion check matches (more are subsampled).
+const MAX_CELLS: usize = 1500;
+
+impl Thumb {
+    pub fn of(frame: &Frame) -> Thumb {
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let (tw, th) = (w.div_ceil(CELL), h.div_ceil(CELL));
+        let mut sum = vec![0f32; tw * th];
+        let mut count = vec![0u32; tw * th];
+        for (i, px) in frame.rgb.chunks_exact(3).enumerate() {
+            let cell = (i / w / CELL) * tw + (i % w) / CELL;
+            sum[cell] += 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
+            count[cell] += 1;
+        }
+        let luma = sum
+            .iter()
+            .zip(&count)
+            .map(|(s, &n)| s / (255.0 * n.max(1) as f32))
+            .collect();
+        Thumb {
+            width: tw,
+            height: th,
+            luma,
+        }
+    }
+
+    fn at(&self, x: i64, y: i64) -> Option<f32> {
+        let inside = x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height;
+        inside.then(|| self.luma[y as usize * self.width + x as usize])
+    }
+}
+
+/// How far the object moved (pixels) between its last computed frame (`then`, where it covered
+/// `footprint`'s cells) and this frame (`now`): the shift within ±48 pixels that best matches
+/// its cells' luma. Zero unless that shift matches clearly better than no shift (a flat object
+/// on a flat background gives no evidence of motion, and reuse is then harmless).
+pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> f32 {
+    let step = footprint.cells.len().div_ceil(MAX_CELLS).max(1);
+    let cells: Vec<(i64, i64, f32)> = footprint
+        .cells
+        .iter()
+        .step_by(step)
+        .filter_map(|&(x, y)| Some((x as i64, y as i64, then.at(x as i64, y as i64)?)))
+        .collect();
+    if cells.is_empty() {
+        return 0.0;
+    }
+    let cost = |dx: i64, dy: i64| -> f32 {
+        let (mut sum, mut n) = (0f32, 0usize);
+        for &(x, y, v) in &cells {
+            if let Some(u) = now.at(x + dx, y + dy) {
+                sum += (u - v).abs();
+                n += 1;
+            }
+        }
+        // Shifts that leave most of the object outside the frame are no evidence.
+        if n * 2 < cells.len() {
+            f32::INFINITY
+        } else {
+            sum / n as f32
+        }
+    };
+    let still = cost(0, 0);
+    let mut best = (still, 0i64, 0i64);
+    for dy in -SEARCH..=SEARCH {
+        for dx in -SEARCH..=SEARCH {
+            let c = cost(dx, dy);
+            if c < best.0 {
+                best = (c, dx, dy);
+            }
+        }
+    }
+    if best.0 >= 0.8 * still {
+        return 0.0;
+    }
+    (((best.1 * best.1 + best.2 * best.2) as f32).sqrt()) * CELL as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(w: usize, h: usize, x0: usize) -> Vec<f32> {
+        let mut p = vec![0.0f32; w * h];
+        for y in 8..24 {
+            for x in x0..x0 + 16 {
+                p[y * w + x] = 1.0;
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn footprints_and_verdicts() {
+        let (w, h) = (64, 32);
+        let f = Footprint::of(&square(w, h, 8), (w, h));
+        assert_eq!((f.area, f.bbox), (256.0, (8, 8, 24, 24)));
+        assert_eq!(f.centre, (15.5, 15.5));
+        assert_eq!(f.cells.len(), 16);
+        let net = SafetyNet::default();
+        assert_eq!(net.after(&f, &f), None);
+        let moved = Footprint {
+            centre: (25.5, 15.5),
+            ..f.clone()
+        };
+        assert_eq!(net.after(&moved, &f), Some(Override::Jump));
+        let grown = Footprint {
+            area: 400.0,
+            ..f.clone()
+        };
+        assert_eq!(net.after(&grown, &f), Some(Override::Jump));
+        assert_eq!(net.before(net.max_streak, 0.0, &f), Some(Override::Streak));
+        assert_eq!(net.before(0, 8.0, &f), Some(Override::Motion));
+        assert_eq!(net.before(0, 0.0, &f), None);
+        let off = SafetyNet::off();
+        assert_eq!(off.before(100, 99.0, &f), None);
+    }
+
+    #[test]
+    fn motion_is_the_object_shift() {
+        // A textured square on a flat background, moved 12 pixels to the right.
+        let (w, h) = (64, 32);
+        let frame = |x0: usize| {
+            let mut rgb = vec![40u8; w * h * 3];
+            for y in 8..24 {
+                for x in x0..x0 + 16 {
+                    let v = if (x - x0) / 4 % 2 == (y / 4) % 2 {
+                        250
+                    } else {
+                        120
+                    };
+                    rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[v, v, v]);
+                }
+            }
+            Frame {
+                width: w as u32,
+                height: h as u32,
+                rgb,
+            }
+        };
+        let then = Thumb::of(&frame(8));
+        assert_eq!((then.width, then.height), (16, 8));
+        let f = Footprint::of(&square(w, h, 8), (w, h));
+        assert_eq!(motion(&Thumb::of(&frame(8)), &then, &f), 0.0);
+        assert_eq!(motion(&Thumb::of(&frame(20)), &then, &f), 12.0);
+    }
+}

@@ -1,0 +1,113 @@
+//! The safety net around reuse, with the embedded gate at its default τ: a fast object is not
+//! reused into collapse, a static clip is still reused (up to the streak bound), the bound holds,
+//! and the masks are deterministic.
+
+mod common;
+
+use reuse_vos::io::{Frame, Mask};
+use reuse_vos::metrics::jaccard;
+use reuse_vos::model::Model;
+use reuse_vos::track::gate::{GatePolicy, GateSettings, Path};
+use reuse_vos::track::safety::SafetyNet;
+use reuse_vos::track::{FrameOutput, Session, TrackerConfig};
+
+fn frame(seq: &str, i: usize) -> Frame {
+    Frame::load(&common::davis2016().join(format!("JPEGImages/480p/{seq}/{i:05}.jpg"))).unwrap()
+}
+
+fn gt(seq: &str, i: usize) -> Mask {
+    Mask::read_binary(&common::davis2016().join(format!("Annotations/480p/{seq}/{i:05}.png")))
+        .unwrap()
+}
+
+fn session(gate: GateSettings) -> Session {
+    Session::new(
+        &Model::embedded().unwrap(),
+        TrackerConfig {
+            engine: Some(reuse_vos::engine::resolve(None).unwrap()),
+            gate,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn track(mut s: Session, frames: &[Frame], first: Mask) -> Vec<FrameOutput> {
+    s.add_mask(0, first).unwrap();
+    frames.iter().map(|f| s.push(f).unwrap()).collect()
+}
+
+fn paths(outs: &[FrameOutput]) -> Vec<Path> {
+    outs.iter().map(|o| o.objects[0].decision.path).collect()
+}
+
+/// The longest run of reused frames.
+fn longest_streak(paths: &[Path]) -> usize {
+    let (mut best, mut now) = (0, 0);
+    for p in paths {
+        now = if p.is_reuse() { now + 1 } else { 0 };
+        best = best.max(now);
+    }
+    best
+}
+
+fn mean_j(outs: &[FrameOutput], truth: &[Mask]) -> f64 {
+    let js: Vec<f64> = (1..outs.len())
+        .map(|i| jaccard(&truth[i].ids, 1, &outs[i].mask.ids, 1))
+        .collect();
+    js.iter().sum::<f64>() / js.len() as f64
+}
+
+#[test]
+fn a_fast_object_is_not_reused_into_collapse() {
+    // The bear, cut out at half size, crossing a still boat frame at 40 px per frame.
+    let (object, mask) = (frame("bear", 0), gt("bear", 0));
+    let background = frame("boat", 0);
+    let (frames, truth): (Vec<Frame>, Vec<Mask>) = (0..10)
+        .map(|i| common::paste(&object, &mask, 0.5, &background, (20 + 40 * i as i64, 120)))
+        .unzip();
+    let never = GateSettings {
+        policy: GatePolicy::Never,
+        ..Default::default()
+    };
+    let baseline = track(session(never), &frames, truth[0].clone());
+    let with_net = track(session(GateSettings::default()), &frames, truth[0].clone());
+    let (jb, jn) = (mean_j(&baseline, &truth), mean_j(&with_net, &truth));
+    eprintln!(
+        "fast object: J {jb:.3} computed, {jn:.3} with the gate and its net; paths {:?}",
+        paths(&with_net)
+    );
+    assert!(jb > 0.5, "the full path follows it: J {jb}");
+    assert!(jn > jb - 0.05, "J {jn} against {jb} without reuse");
+}
+
+#[test]
+fn a_static_clip_is_reused_up_to_the_streak_bound_deterministically() {
+    let still: Vec<Frame> = (0..13).map(|_| frame("rhino", 0)).collect();
+    let gate = GateSettings::default();
+    let bound = gate.safety.max_streak;
+    let outs = track(session(gate), &still, gt("rhino", 0));
+    let p = paths(&outs);
+    let reused = p[1..].iter().filter(|p| p.is_reuse()).count();
+    eprintln!("static clip: {reused} of 12 reused: {p:?}");
+    assert!(longest_streak(&p) <= bound, "{p:?}");
+    // Every frame the bound allows: bound of every bound + 1.
+    assert!(reused >= 12 * bound / (bound + 1) - 1, "{p:?}");
+    let streak_overrides = outs
+        .iter()
+        .filter(|o| o.objects[0].decision.safety.is_some())
+        .count();
+    assert!(streak_overrides >= 2, "the bound stepped in: {p:?}");
+    let again = track(session(gate), &still, gt("rhino", 0));
+    for (a, b) in outs.iter().zip(&again) {
+        assert!(a.mask == b.mask, "deterministic masks");
+    }
+
+    // Without the net, the gate alone reuses the whole clip.
+    let off = GateSettings {
+        safety: SafetyNet::off(),
+        ..gate
+    };
+    let p = paths(&track(session(off), &still, gt("rhino", 0)));
+    assert!(longest_streak(&p) > bound, "{p:?}");
+}
