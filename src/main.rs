@@ -758,6 +758,13 @@ fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats, out: &Path
         stats.safety.jump,
         stats.gmacs_per_frame
     );
+    let k = &stats.frame_kinds;
+    if k.reused > 0 {
+        println!(
+            "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({})",
+            k.computed_ms, k.computed, k.reused_ms, k.reused
+        );
+    }
     let resumed = stats
         .resumed_at
         .map(|f| format!(", resumed at frame {f}"))
@@ -814,6 +821,18 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
         100.0 * s.reuse_rate,
         s.gmacs_per_frame,
         args.out.display()
+    );
+    let k = &s.frame_kinds;
+    println!(
+        "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({}); safety net recomputed {} object-frames (streak {}, motion {}, jump {})",
+        k.computed_ms,
+        k.computed,
+        k.reused_ms,
+        k.reused,
+        s.safety.total(),
+        s.safety.streak,
+        s.safety.motion,
+        s.safety.jump
     );
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::model::Model;
 use crate::track::TrackerConfig;
 use crate::track::decide::Oracle;
 use crate::track::gate::GatePolicy;
-use crate::track::video::{ObjectReuse, TrackRequest, track};
+use crate::track::video::{FrameKinds, ObjectReuse, SafetyCounts, TrackRequest, track};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +31,8 @@ pub struct SequenceTiming {
     pub reuse: BTreeMap<u8, ObjectReuse>,
     /// The most any object's tracker model held, bytes.
     pub max_object_bytes: usize,
+    pub frame_kinds: FrameKinds,
+    pub safety: SafetyCounts,
 }
 
 /// The figures of a whole split (`timing.json`).
@@ -55,6 +57,10 @@ pub struct RunSummary {
     pub gmacs_per_frame: f64,
     /// The most any object's tracker model held in any sequence, bytes.
     pub max_object_bytes: usize,
+    /// Time per computed frame and per frame where every object reused, over the split.
+    pub frame_kinds: FrameKinds,
+    /// Object-frames the safety net computed although the gate would have reused them.
+    pub safety: SafetyCounts,
 }
 
 /// One part of a split for a batch scheduler (`--shard i/n`, i from 0): every n-th sequence
@@ -165,6 +171,10 @@ pub fn run_dataset(
             .map(|t| t.max_object_bytes)
             .max()
             .unwrap_or(0),
+        frame_kinds: FrameKinds::combine(sequences.iter().map(|t| &t.frame_kinds)),
+        safety: sequences
+            .iter()
+            .fold(SafetyCounts::default(), |a, t| a.plus(&t.safety)),
         sequences,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -241,6 +251,8 @@ fn track_sequence(
         fps_without_init: stats.fps_without_init,
         reuse_rate: stats.reuse_rate,
         gmacs_per_frame: stats.gmacs_per_frame,
+        frame_kinds: stats.frame_kinds,
+        safety: stats.safety,
         max_object_bytes: stats
             .per_frame
             .iter()

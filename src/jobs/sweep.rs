@@ -126,6 +126,8 @@ pub fn sweep(
             fps: summary.mean_fps,
             gflops: 2.0 * summary.gmacs_per_frame,
             object_mib: summary.max_object_bytes as f64 / (1024.0 * 1024.0),
+            ms_computed: summary.frame_kinds.computed_ms,
+            ms_reused: summary.frame_kinds.reused_ms,
             run: rel,
         });
     }

@@ -28,6 +28,9 @@ pub struct SweepRow {
     pub gflops: f64,
     /// The most one object's tracker model held, MiB.
     pub object_mib: f64,
+    /// Mean time of a computed frame and of a frame where every object reused, ms (0: none).
+    pub ms_computed: f64,
+    pub ms_reused: f64,
     /// The folder of this run's masks, relative to the sweep folder.
     pub run: String,
 }
@@ -39,8 +42,8 @@ impl SweepRow {
     }
 
     /// The row as the tables show it: tracker, policy, mode, τ, J&F, J, F (%), reuse rate,
-    /// FPS, GFLOPs/frame, MiB per object.
-    pub fn cells(&self) -> [String; 11] {
+    /// FPS, ms per computed / reused frame, GFLOPs/frame, MiB per object.
+    pub fn cells(&self) -> [String; 13] {
         [
             self.tracker.to_string(),
             self.policy.to_string(),
@@ -51,6 +54,11 @@ impl SweepRow {
             format!("{:.1}", 100.0 * self.f),
             format!("{:.1} %", 100.0 * self.reuse_rate),
             format!("{:.1}", self.fps),
+            format!("{:.1}", self.ms_computed),
+            match self.ms_reused {
+                0.0 => "–".to_string(),
+                ms => format!("{ms:.1}"),
+            },
             format!("{:.2}", self.gflops),
             format!("{:.1}", self.object_mib),
         ]
@@ -101,6 +109,8 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
             fps: num("fps")?,
             gflops: num("gflops_per_frame")?,
             object_mib: num("object_mib").unwrap_or(0.0),
+            ms_computed: num("ms_computed").unwrap_or(0.0),
+            ms_reused: num("ms_reused").unwrap_or(0.0),
             run: cell("run")?.to_string(),
         });
     }
@@ -110,15 +120,15 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
     let mut csv = String::from(
-        "tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,gflops_per_frame,object_mib,run\n",
+        "tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,ms_computed,ms_reused,gflops_per_frame,object_mib,run\n",
     );
     let mut md = String::from(
-        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | GFLOPs/frame | MiB/object |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | ms computed | ms reused | GFLOPs/frame | MiB/object |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.3},{:.2},{}\n",
+            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.1},{:.1},{:.3},{:.2},{}\n",
             r.tracker,
             r.policy,
             r.tau,
@@ -127,6 +137,8 @@ pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
             r.f,
             r.reuse_rate,
             r.fps,
+            r.ms_computed,
+            r.ms_reused,
             r.gflops,
             r.object_mib,
             r.run
@@ -224,6 +236,8 @@ mod tests {
             fps,
             gflops: 5.0,
             object_mib: 4.4,
+            ms_computed: 80.0,
+            ms_reused: 30.0,
             run: String::new(),
         };
         let rows = vec![

@@ -77,12 +77,62 @@ pub struct VideoStats {
     /// Object-frames the safety net computed although the gate would have reused them.
     #[serde(default)]
     pub safety: SafetyCounts,
+    /// Time per computed frame and per frame where every object reused.
+    #[serde(default)]
+    pub frame_kinds: FrameKinds,
     /// Mean multiply-accumulates per frame, GMAC (1 MAC = 2 FLOPs).
     pub gmacs_per_frame: f64,
     pub per_frame: Vec<FrameStats>,
     /// What the user should know about the run (e.g. fewer frames decoded than declared).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// Time per frame by kind: frames where some object ran the full path, and frames where every
+/// object reused (or copied). Given frames are in neither.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct FrameKinds {
+    pub computed: usize,
+    /// Mean tracking time of a computed frame, milliseconds.
+    pub computed_ms: f64,
+    pub reused: usize,
+    /// Mean tracking time of a frame where every object reused, milliseconds.
+    pub reused_ms: f64,
+}
+
+impl FrameKinds {
+    pub fn of(frames: &[FrameStats]) -> FrameKinds {
+        let mut k = FrameKinds::default();
+        for f in frames {
+            if f.objects.is_empty() || f.objects.iter().any(|o| o.given) {
+                continue;
+            }
+            if f.objects.iter().all(|o| o.decision.path.is_reuse()) {
+                k.reused += 1;
+                k.reused_ms += f.times.total_ms;
+            } else {
+                k.computed += 1;
+                k.computed_ms += f.times.total_ms;
+            }
+        }
+        k.computed_ms /= k.computed.max(1) as f64;
+        k.reused_ms /= k.reused.max(1) as f64;
+        k
+    }
+
+    /// Several videos' figures together (means weighted by frames).
+    pub fn combine<'a>(parts: impl Iterator<Item = &'a FrameKinds>) -> FrameKinds {
+        let mut k = FrameKinds::default();
+        for p in parts {
+            k.computed += p.computed;
+            k.computed_ms += p.computed_ms * p.computed as f64;
+            k.reused += p.reused;
+            k.reused_ms += p.reused_ms * p.reused as f64;
+        }
+        k.computed_ms /= k.computed.max(1) as f64;
+        k.reused_ms /= k.reused.max(1) as f64;
+        k
+    }
 }
 
 /// How often each check of the safety net recomputed an object-frame.
@@ -110,6 +160,14 @@ impl SafetyCounts {
 
     pub fn total(&self) -> usize {
         self.streak + self.motion + self.jump
+    }
+
+    pub fn plus(&self, o: &SafetyCounts) -> SafetyCounts {
+        SafetyCounts {
+            streak: self.streak + o.streak,
+            motion: self.motion + o.motion,
+            jump: self.jump + o.jump,
+        }
     }
 }
 
@@ -438,6 +496,7 @@ fn video_stats(
         reuse,
         reuse_rate,
         safety: SafetyCounts::of(&per_frame),
+        frame_kinds: FrameKinds::of(&fresh),
         gmacs_per_frame,
         per_frame,
         warnings: Vec::new(),
