@@ -111,3 +111,49 @@ fn a_static_clip_is_reused_up_to_the_streak_bound_deterministically() {
     let p = paths(&track(session(off), &still, gt("rhino", 0)));
     assert!(longest_streak(&p) > bound, "{p:?}");
 }
+
+#[test]
+fn the_motion_gate_copies_a_still_object_without_the_networks_on_any_tracker() {
+    use reuse_vos::track::TrackerKind;
+    let still: Vec<Frame> = (0..8).map(|_| frame("rhino", 0)).collect();
+    let (object, mask) = (frame("bear", 0), gt("bear", 0));
+    let background = frame("boat", 0);
+    let (fast, truth): (Vec<Frame>, Vec<Mask>) = (0..8)
+        .map(|i| common::paste(&object, &mask, 0.5, &background, (20 + 40 * i as i64, 120)))
+        .unzip();
+    for tracker in [TrackerKind::Frtm, TrackerKind::Memory] {
+        let make = |policy| {
+            Session::new(
+                &Model::embedded_for(&tracker.to_string()).unwrap(),
+                TrackerConfig {
+                    tracker,
+                    engine: Some(reuse_vos::engine::resolve(None).unwrap()),
+                    gate: GateSettings {
+                        policy,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let outs = track(make(GatePolicy::Motion), &still, gt("rhino", 0));
+        let p = paths(&outs);
+        assert!(longest_streak(&p) <= GateSettings::default().safety.max_streak);
+        let copied: Vec<(&FrameOutput, &FrameOutput)> = outs
+            .windows(2)
+            .filter(|w| w[1].objects[0].decision.path == Path::Copied)
+            .map(|w| (&w[0], &w[1]))
+            .collect();
+        assert!(copied.len() >= 5, "{tracker}: {p:?}");
+        for (before, o) in &copied {
+            assert_eq!(o.times.backbone_ms, 0.0, "a copied frame runs no network");
+            assert!(o.mask == before.mask, "the previous mask, as it was");
+        }
+        let moving = track(make(GatePolicy::Motion), &fast, truth[0].clone());
+        let computed = track(make(GatePolicy::Never), &fast, truth[0].clone());
+        let (jm, jc) = (mean_j(&moving, &truth), mean_j(&computed, &truth));
+        eprintln!("{tracker}: fast object J {jm:.3} with the motion gate, {jc:.3} computed");
+        assert!(jm > jc - 0.05, "{tracker}: {:?}", paths(&moving));
+    }
+}

@@ -2,7 +2,7 @@
 //! frame's stride-8 features with the object's last computed frame (template matching, P(reuse)
 //! and Δ); the oracle compares ground truths; the policy turns them into a [`Path`].
 
-use super::gate::{GateDecision, GateSettings, Path};
+use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
 use super::object::ObjectState;
 use super::safety::{Thumb, motion};
 use crate::engine::ReuseEngine;
@@ -32,6 +32,7 @@ impl Decided {
                 oracle_iou: None,
                 path: Path::Given,
                 motion: None,
+                change: None,
                 safety: None,
             },
             delta: None,
@@ -50,20 +51,27 @@ impl Decided {
 pub fn decide(
     object: &ObjectState,
     reuse: Option<&mut Box<dyn ReuseEngine>>,
-    s8: &FeatureMap,
+    s8: Option<&FeatureMap>,
     thumb: &Thumb,
     truth: Option<&Mask>,
     settings: &GateSettings,
 ) -> Result<Decided> {
-    let (mut p_reuse, mut delta, mut oracle_iou, mut moved) = (None, None, None, None);
-    if let (Some(reuse), Some(mem)) = (reuse, &object.reuse) {
+    let (mut p_reuse, mut delta, mut oracle_iou) = (None, None, None);
+    let moved = object
+        .anchor
+        .as_ref()
+        .filter(|_| thumb.width > 0)
+        .map(|a| (motion(thumb, &a.thumb, &a.footprint), &a.footprint));
+    if settings.policy == GatePolicy::Motion {
+        p_reuse = moved.map(|(m, f)| m.p_reuse(f, settings.safety.max_motion));
+    }
+    if let (Some(reuse), Some(mem), Some(s8)) = (reuse, &object.reuse, s8) {
         // The gate reads one score channel (fusion's first is the target model's).
         let s = &mem.score;
         let (h8, w8) = (s8.height, s8.width);
         let plane = &s.data[..s.height * s.width];
         let score8 = FeatureMap::new(1, h8, w8, resize_bilinear(plane, s.height, s.width, h8, w8));
         let (logit, d) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
-        moved = Some(motion(thumb, &mem.thumb, &mem.footprint));
         p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
         delta = Some(d);
         if let (Some(gt), Some(last)) = (truth, &mem.truth) {
@@ -72,12 +80,8 @@ pub fn decide(
         }
     }
     let mut path = settings.decide(p_reuse, oracle_iou);
-    let safety = match (path.is_reuse(), &object.reuse) {
-        (true, Some(mem)) => settings.safety.before(
-            object.streak,
-            moved.unwrap_or(f32::INFINITY),
-            &mem.footprint,
-        ),
+    let safety = match (path.is_reuse(), moved) {
+        (true, Some((m, f))) => settings.safety.before(object.streak, m.pixels, f),
         (true, None) => settings
             .safety
             .before(object.streak, 0.0, &Default::default()),
@@ -91,7 +95,8 @@ pub fn decide(
             p_reuse,
             oracle_iou,
             path,
-            motion: moved,
+            motion: moved.map(|(m, _)| m.pixels),
+            change: moved.map(|(m, _)| m.change),
             safety,
         },
         delta,

@@ -20,6 +20,11 @@ pub enum GatePolicy {
     /// Reuse when the ground-truth IoU between this frame and the last computed one is > τ
     /// (needs annotations of every frame: the paper's g_IoU).
     Oracle,
+    /// Training-free, on every tracker: copy the object's last mask when it has not moved
+    /// since its last computed frame and its pixels barely changed (P = 1 − luma change / 0.05,
+    /// against τ). Decided from 4×4-pixel luma cells before the backbone: a frame where every
+    /// object copies skips the networks.
+    Motion,
 }
 
 /// What the reuse path does with the last computed frame's stored score map and decoder state
@@ -64,6 +69,7 @@ impl std::fmt::Display for GatePolicy {
             GatePolicy::Copy => "copy",
             GatePolicy::Fusion => "fusion",
             GatePolicy::Oracle => "oracle",
+            GatePolicy::Motion => "motion",
         })
     }
 }
@@ -99,6 +105,9 @@ pub struct GateDecision {
     /// The object's motion (pixels) since its last computed frame (when the gate ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub motion: Option<f32>,
+    /// The mean absolute luma change (0..1) of the object's cells where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<f32>,
     /// The safety net recomputed a frame the gate would have reused, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<super::safety::Override>,
@@ -139,7 +148,16 @@ impl GateSettings {
 
     /// Whether some frame can copy the previous mask.
     pub fn copies(&self) -> bool {
-        self.can_reuse() && matches!(self.policy, GatePolicy::Copy | GatePolicy::Fusion)
+        self.can_reuse()
+            && matches!(
+                self.policy,
+                GatePolicy::Copy | GatePolicy::Fusion | GatePolicy::Motion
+            )
+    }
+
+    /// Whether the policy needs the learned reuse network (gate, Δ, translator).
+    pub fn needs_reuse_net(&self) -> bool {
+        self.can_reuse() && self.policy != GatePolicy::Motion
     }
 
     /// Whether the learned gate (and Δ) must run for a frame.
@@ -160,6 +178,7 @@ impl GateSettings {
             GatePolicy::Fusion if over(p_reuse, self.tau2) => Path::Copied,
             GatePolicy::Fusion if over(p_reuse, self.tau) => Path::Reused,
             GatePolicy::Oracle if over(oracle_iou, self.tau) => Path::Reused,
+            GatePolicy::Motion if over(p_reuse, self.tau) => Path::Copied,
             _ => Path::Computed,
         }
     }

@@ -17,10 +17,13 @@ pub struct ReuseMemory {
     pub s8: FeatureMap,
     /// The ground truth of that frame (oracle policy only).
     pub truth: Option<Vec<bool>>,
-    /// Where the object was on that frame, and the frame's luma thumb (the safety net's
-    /// reference).
+}
+
+/// Where an object was on its last computed (or given) frame, and that frame's luma cells:
+/// what the motion gate and the safety net compare a new frame against.
+pub struct Anchor {
+    pub thumb: std::sync::Arc<super::safety::Thumb>,
     pub footprint: super::safety::Footprint,
-    pub thumb: super::safety::Thumb,
 }
 
 /// One object: its tracker model, its stored reuse state, and how far it has come.
@@ -31,6 +34,8 @@ pub struct ObjectState {
     pub frames: usize,
     /// Frames reused in a row until now.
     pub streak: usize,
+    /// None when the session computes no luma cells (no reuse).
+    pub anchor: Option<Anchor>,
     /// None when the session runs no reuse path.
     pub reuse: Option<ReuseMemory>,
     /// The object's probability on the previous frame (what `copy` reuses; kept only by

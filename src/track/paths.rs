@@ -27,8 +27,6 @@ pub struct PathContext<'a> {
     pub stage: &'a StageMacs,
     /// The image size `(w, h)`.
     pub size: (usize, usize),
-    /// The frame's luma cells (kept with a computed frame for the safety net).
-    pub thumb: &'a super::safety::Thumb,
     pub times: &'a mut StageTimes,
 }
 
@@ -78,8 +76,6 @@ pub fn computed(
         mem.score = score;
         mem.state = state;
         mem.s8 = low.s8.clone();
-        mem.footprint = super::safety::Footprint::of(&probability, size);
-        mem.thumb = ctx.thumb.clone();
         if let Some(gt) = truth {
             mem.truth = Some(gt.ids.iter().map(|&v| v == object.id).collect());
         }

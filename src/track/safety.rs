@@ -184,11 +184,32 @@ impl Thumb {
     }
 }
 
-/// How far the object moved (pixels) between its last computed frame (`then`, where it covered
+/// How an object changed since its last computed frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Motion {
+    /// How far it moved, pixels.
+    pub pixels: f32,
+    /// Mean absolute luma change (0..1) of its cells where it was.
+    pub change: f32,
+}
+
+impl Motion {
+    /// The motion gate's P(reuse): 1 − change / 0.05 (floored at 0), and 0 when the object moved
+    /// more than `max_motion` of its size.
+    pub fn p_reuse(&self, footprint: &Footprint, max_motion: f32) -> f32 {
+        let limit = max_motion as f64 * footprint.area.sqrt();
+        if self.pixels as f64 > limit || footprint.area == 0.0 {
+            return 0.0;
+        }
+        (1.0 - self.change / 0.05).max(0.0)
+    }
+}
+
+/// How the object moved between its last computed frame (`then`, where it covered
 /// `footprint`'s cells) and this frame (`now`): the shift within ±48 pixels that best matches
-/// its cells' luma. Zero unless that shift matches clearly better than no shift (a flat object
-/// on a flat background gives no evidence of motion, and reuse is then harmless).
-pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> f32 {
+/// its cells' luma. No motion unless that shift matches clearly better than no shift (a flat
+/// object on a flat background gives no evidence of motion, and reuse is then harmless).
+pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> Motion {
     let step = footprint.cells.len().div_ceil(MAX_CELLS).max(1);
     let cells: Vec<(i64, i64, f32)> = footprint
         .cells
@@ -197,7 +218,10 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> f32 {
         .filter_map(|&(x, y)| Some((x as i64, y as i64, then.at(x as i64, y as i64)?)))
         .collect();
     if cells.is_empty() {
-        return 0.0;
+        return Motion {
+            pixels: 0.0,
+            change: 0.0,
+        };
     }
     let cost = |dx: i64, dy: i64| -> f32 {
         let (mut sum, mut n) = (0f32, 0usize);
@@ -224,10 +248,14 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> f32 {
             }
         }
     }
-    if best.0 >= 0.8 * still {
-        return 0.0;
+    let pixels = match best.0 >= 0.8 * still {
+        true => 0.0,
+        false => (((best.1 * best.1 + best.2 * best.2) as f32).sqrt()) * CELL as f32,
+    };
+    Motion {
+        pixels,
+        change: if still.is_finite() { still } else { 1.0 },
     }
-    (((best.1 * best.1 + best.2 * best.2) as f32).sqrt()) * CELL as f32
 }
 
 #[cfg(test)]
@@ -295,7 +323,12 @@ mod tests {
         let then = Thumb::of(&frame(8));
         assert_eq!((then.width, then.height), (16, 8));
         let f = Footprint::of(&square(w, h, 8), (w, h));
-        assert_eq!(motion(&Thumb::of(&frame(8)), &then, &f), 0.0);
-        assert_eq!(motion(&Thumb::of(&frame(20)), &then, &f), 12.0);
+        let same = motion(&Thumb::of(&frame(8)), &then, &f);
+        assert_eq!((same.pixels, same.change), (0.0, 0.0));
+        assert_eq!(same.p_reuse(&f, 0.03), 1.0);
+        let moved = motion(&Thumb::of(&frame(20)), &then, &f);
+        assert_eq!(moved.pixels, 12.0);
+        assert!(moved.change > 0.05);
+        assert_eq!(moved.p_reuse(&f, 0.03), 0.0);
     }
 }

@@ -5,7 +5,7 @@ use super::decide::{Decided, Oracle, decide};
 use super::flops::StageMacs;
 use super::gate::{GatePolicy, GateSettings, Path};
 use super::merge;
-use super::object::{ObjectFrame, ObjectState, Objects, ReuseMemory};
+use super::object::{Anchor, ObjectFrame, ObjectState, Objects, ReuseMemory};
 use super::paths::{self, PathContext, PathResult};
 use super::safety::{Footprint, Thumb};
 use super::timing::{Stage, StageTimes, since};
@@ -19,6 +19,7 @@ use crate::model::backbone::{LowFeatures, normalize};
 use crate::model::online::{TargetConfig, area_downsample};
 use crate::model::{FeatureMap, Model};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Session settings.
@@ -94,9 +95,11 @@ struct FrameRun<'f> {
     given_ids: Vec<u8>,
     /// The frame's ground truth, for the oracle policy.
     truth: Option<Mask>,
-    features: FrameFeatures,
-    /// Luma cells, when the safety net can run.
-    thumb: Thumb,
+    /// The backbone's features, computed when some object needs them (a frame where every
+    /// object copies its mask never runs the networks).
+    features: Option<FrameFeatures>,
+    /// Luma cells, when the motion gate or the safety net can run.
+    thumb: Arc<Thumb>,
     times: StageTimes,
 }
 
@@ -123,7 +126,8 @@ impl Session {
         // trained over FRTM's decoder (on fusion's scores it reused 95 % of rhino: J&F 64.6
         // against 79.9): without the decoder, or on another tracker, every frame is computed until a
         // gate is trained for it. The stats record the gate actually used.
-        if !config.decoder || config.tracker != TrackerKind::Frtm {
+        if (!config.decoder || config.tracker != TrackerKind::Frtm) && config.gate.needs_reuse_net()
+        {
             config.gate.policy = GatePolicy::Never;
         }
         let tracker = tracker::build(config.tracker, &config);
@@ -138,7 +142,7 @@ impl Session {
         let kind = engine::resolve(config.engine)?;
         let policy = config.gate.policy;
         let reuse = match &model.reuse {
-            _ if !config.gate.can_reuse() => None,
+            _ if !config.gate.needs_reuse_net() => None,
             Some(net) => Some(engine::reuse(
                 net,
                 model.feature_channels()[2],
@@ -273,11 +277,9 @@ impl Session {
             })?),
         };
         let mut times = StageTimes::default();
-        let low = times.time(Stage::Backbone, || self.backbone.low(&normalize(frame)))?;
-        let net = self.reuse.is_some() && self.config.gate.safety.enabled;
-        let thumb = match net {
-            true => times.time(Stage::Gate, || Thumb::of(frame)),
-            false => Thumb::default(),
+        let thumb = match self.config.gate.can_reuse() {
+            true => Arc::new(times.time(Stage::Gate, || Thumb::of(frame))),
+            false => Arc::default(),
         };
         Ok(FrameRun {
             thumb,
@@ -286,7 +288,7 @@ impl Session {
             given_ids: given.as_ref().map(|m| m.object_ids()).unwrap_or_default(),
             given,
             truth,
-            features: FrameFeatures { low, deep: None },
+            features: None,
             times,
         })
     }
@@ -310,17 +312,30 @@ impl Session {
 
     /// The deep backbone levels and the tracker's input, computed once per frame.
     fn ensure_deep(&mut self, run: &mut FrameRun) -> Result<()> {
-        if run.features.deep.is_some() {
+        self.ensure_low(run)?;
+        let Some(features) = run.features.as_mut().filter(|f| f.deep.is_none()) else {
             return Ok(());
-        }
-        let low = &run.features.low;
+        };
+        let low = &features.low;
         let high = run
             .times
             .time(Stage::Backbone, || self.backbone.high(&low.s8))?;
         let input = run
             .times
             .time(Stage::Target, || self.tracker.frame_input(low, &high));
-        run.features.deep = Some(DeepFeatures { high, input });
+        features.deep = Some(DeepFeatures { high, input });
+        Ok(())
+    }
+
+    /// The backbone's low levels (strides 4 and 8), computed once per frame.
+    fn ensure_low(&mut self, run: &mut FrameRun) -> Result<()> {
+        if run.features.is_none() {
+            let frame = run.frame;
+            let low = run
+                .times
+                .time(Stage::Backbone, || self.backbone.low(&normalize(frame)))?;
+            run.features = Some(FrameFeatures { low, deep: None });
+        }
         Ok(())
     }
 
@@ -334,10 +349,13 @@ impl Session {
         let t = Instant::now();
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let oracle = self.oracle.is_some();
-        if let Some(deep) = &run.features.deep {
+        if let Some(FrameFeatures {
+            low,
+            deep: Some(deep),
+        }) = &run.features
+        {
             for &id in &run.given_ids {
                 let binary: Vec<u8> = mask.ids.iter().map(|&v| u8::from(v == id)).collect();
-                let low = &run.features.low;
                 let mut model =
                     self.tracker
                         .start(self.backbone.as_mut(), run.frame, low, deep, &binary)?;
@@ -351,22 +369,19 @@ impl Session {
                             state,
                             s8: low.s8.clone(),
                             truth: oracle.then(|| binary.iter().map(|&b| b > 0).collect()),
-                            footprint: Footprint::of(
-                                &binary.iter().map(|&b| f32::from(b)).collect::<Vec<_>>(),
-                                (w, h),
-                            ),
-                            thumb: run.thumb.clone(),
                         })
                     }
                     None => None,
                 };
+                let previous: Vec<f32> = binary.iter().map(|&b| f32::from(b)).collect();
                 self.objects.start(ObjectState {
                     id,
                     model,
                     frames: 0,
                     streak: 0,
+                    anchor: anchor(&run.thumb, &previous, (w, h)),
                     reuse,
-                    previous: binary.iter().map(|&b| f32::from(b)).collect(),
+                    previous,
                 });
             }
         }
@@ -377,6 +392,10 @@ impl Session {
 
     /// Step 2: every object's path (given objects keep their mask; the others ask the gate).
     fn decide_all(&mut self, run: &mut FrameRun) -> Result<Vec<Decided>> {
+        if self.reuse.is_some() {
+            // The learned gate reads the stride-8 features.
+            self.ensure_low(run)?;
+        }
         let t = Instant::now();
         let mut decided = Vec::new();
         for o in self.objects.iter() {
@@ -387,7 +406,7 @@ impl Session {
                 decide(
                     o,
                     self.reuse.as_mut(),
-                    &run.features.low.s8,
+                    run.features.as_ref().map(|f| &f.low.s8),
                     &run.thumb,
                     run.truth.as_ref(),
                     &self.config.gate,
@@ -407,19 +426,22 @@ impl Session {
         run: &mut FrameRun,
         decided: &mut [Decided],
     ) -> Result<(Vec<PathResult>, Vec<f64>)> {
+        if decided.iter().any(|d| d.path() == Path::Reused) {
+            self.ensure_low(run)?;
+        }
         let mut done = self.run_paths(run, decided, |_| true)?;
         let size = (run.frame.width as usize, run.frame.height as usize);
         let net = self.config.gate.safety;
         let mut jumped = vec![false; decided.len()];
         for (k, (o, d)) in self.objects.iter().zip(decided.iter_mut()).enumerate() {
-            let (Some((result, _)), Some(mem)) = (&done[k], &o.reuse) else {
+            let (Some((result, _)), Some(anchor)) = (&done[k], &o.anchor) else {
                 continue;
             };
             if !d.path().is_reuse() {
                 continue;
             }
-            if let Some(why) = net.after(&Footprint::of(&result.probability, size), &mem.footprint)
-            {
+            let now = Footprint::of(&result.probability, size);
+            if let Some(why) = net.after(&now, &anchor.footprint) {
                 d.decision.path = Path::Computed;
                 d.decision.safety = Some(why);
                 jumped[k] = true;
@@ -457,14 +479,16 @@ impl Session {
         decided: &[Decided],
         which: impl Fn(usize) -> bool,
     ) -> Result<Vec<Option<(PathResult, f64)>>> {
-        let stage = self.stage_macs(run);
+        let Some(features) = &run.features else {
+            return self.given_or_copied(run, decided, which);
+        };
+        let stage = self.stage_macs(&features.low, features.deep.as_ref(), run.frame);
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let mut ctx = PathContext {
             decoder: self.config.decoder.then_some(self.decoder.as_mut()),
-            features: &run.features,
+            features,
             stage: &stage,
             size: (w, h),
-            thumb: &run.thumb,
             times: &mut run.times,
         };
         let mut results = Vec::new();
@@ -474,7 +498,7 @@ impl Session {
                 continue;
             }
             let t = Instant::now();
-            let result = match (d.path(), &ctx.features.deep, &run.given) {
+            let result = match (d.path(), &features.deep, &run.given) {
                 (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
                 (Path::Copied, _, _) => paths::copied(o),
                 (Path::Computed, Some(deep), _) => {
@@ -489,6 +513,27 @@ impl Session {
                 _ => return Err(inconsistent("a path without its inputs")),
             };
             results.push(Some((result, d.ms + since(t))));
+        }
+        Ok(results)
+    }
+
+    /// The paths of a frame the backbone never ran on: every object's mask is given or copied.
+    fn given_or_copied(
+        &mut self,
+        run: &FrameRun,
+        decided: &[Decided],
+        which: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Option<(PathResult, f64)>>> {
+        let mut results = Vec::new();
+        for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
+            let t = Instant::now();
+            let result = match (which(k), d.path(), &run.given) {
+                (false, _, _) => None,
+                (true, Path::Given, Some(mask)) => Some(paths::given(mask, o.id)),
+                (true, Path::Copied, _) => Some(paths::copied(o)),
+                _ => return Err(inconsistent("a computed path without features")),
+            };
+            results.push(result.map(|r| (r, d.ms + since(t))));
         }
         Ok(results)
     }
@@ -518,6 +563,7 @@ impl Session {
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);
+                o.anchor = anchor(&run.thumb, &probs[k], size);
             }
             if keep_previous {
                 o.previous = probs[k].clone();
@@ -537,13 +583,17 @@ impl Session {
     }
 
     /// The analytic MACs of each stage at this video's size (computed on the first frame).
-    fn stage_macs(&mut self, run: &FrameRun) -> StageMacs {
+    fn stage_macs(
+        &mut self,
+        low: &LowFeatures,
+        deep: Option<&DeepFeatures>,
+        frame: &Frame,
+    ) -> StageMacs {
         if let Some(m) = self.macs {
             return m;
         }
-        let low = &run.features.low;
         let s8 = (low.s8.height, low.s8.width);
-        let (s16, s32, input) = match &run.features.deep {
+        let (s16, s32, input) = match deep {
             Some(d) => (
                 (d.high.s16.height, d.high.s16.width),
                 (d.high.s32.height, d.high.s32.width),
@@ -556,7 +606,7 @@ impl Session {
             &self.model.decoder,
             self.model.reuse.as_ref().filter(|_| self.reuse.is_some()),
             self.tracker.score_macs(input),
-            (run.frame.height as usize, run.frame.width as usize),
+            (frame.height as usize, frame.width as usize),
             [(low.s4.height, low.s4.width), s8, s16, s32],
         );
         self.macs = Some(m);
@@ -567,12 +617,13 @@ impl Session {
     fn frame_macs(&self, run: &FrameRun, decided: &[Decided]) -> u64 {
         let stage = self.macs.unwrap_or_default();
         let gates = decided.iter().filter(|d| d.decision.p_reuse.is_some());
-        let deep = if run.features.deep.is_some() {
-            stage.backbone_high
-        } else {
-            0
+        let (low, deep) = match &run.features {
+            None => (0, 0),
+            Some(f) if f.deep.is_some() => (stage.backbone_low, stage.backbone_high),
+            Some(_) => (stage.backbone_low, 0),
         };
-        stage.backbone_low + deep + gates.count() as u64 * stage.gate
+        let learned = gates.filter(|_| self.reuse.is_some()).count() as u64;
+        low + deep + learned * stage.gate
     }
 }
 
@@ -587,6 +638,15 @@ fn template(
     let (h8, w8) = (low.s8.height, low.s8.width);
     let mask8 = FeatureMap::new(1, h8, w8, area_downsample(&full, w, h, w8, h8));
     reuse.template(&low.s8, &mask8)
+}
+
+/// Where an object is (its probability `> 0.5`) on a frame with luma cells `thumb`; none when the
+/// session computes no cells.
+fn anchor(thumb: &Arc<Thumb>, probability: &[f32], size: (usize, usize)) -> Option<Anchor> {
+    (thumb.width > 0).then(|| Anchor {
+        thumb: thumb.clone(),
+        footprint: Footprint::of(probability, size),
+    })
 }
 
 /// A level's size from the finer one (each level halves, rounding up).
