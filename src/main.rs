@@ -232,7 +232,8 @@ struct ModelArgs {
     #[arg(long, value_parser = unit_interval, default_value_t = 0.9)]
     tau2: f32,
     /// Turn off the safety net that recomputes a frame the gate would reuse when the object
-    /// reused --max-streak frames in a row, when it moved more than --max-motion, or
+    /// reused --max-streak frames in a row, when it moved more than --max-motion or
+    /// changed more than --max-change, or
     /// when the reused mask jumped (--max-area-ratio, --max-shift).
     #[arg(long)]
     no_safety_net: bool,
@@ -243,6 +244,10 @@ struct ModelArgs {
     /// its size (√area).
     #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_motion)]
     max_motion: f32,
+    /// Safety net: largest mean absolute luma change (0..1) of the object's 4×4-pixel cells
+    /// where it was on its last computed frame.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_change)]
+    max_change: f32,
     /// Safety net: largest area ratio (either way) of a reused mask against the last computed.
     #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_area_ratio)]
     max_area_ratio: f32,
@@ -660,6 +665,7 @@ fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
             enabled: !args.no_safety_net,
             max_streak: args.max_streak,
             max_motion: args.max_motion,
+            max_change: args.max_change,
             max_area_ratio: args.max_area_ratio,
             max_shift: args.max_shift,
         },

@@ -4,7 +4,7 @@
 
 use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
 use super::object::ObjectState;
-use super::safety::{Thumb, motion};
+use super::safety::{Motion, Thumb, motion};
 use crate::engine::ReuseEngine;
 use crate::error::Result;
 use crate::io::Mask;
@@ -81,10 +81,15 @@ pub fn decide(
     }
     let mut path = settings.decide(p_reuse, oracle_iou);
     let safety = match (path.is_reuse(), moved) {
-        (true, Some((m, f))) => settings.safety.before(object.streak, m.pixels, f),
-        (true, None) => settings
-            .safety
-            .before(object.streak, 0.0, &Default::default()),
+        (true, Some((m, f))) => settings.safety.before(object.streak, &m, f),
+        (true, None) => settings.safety.before(
+            object.streak,
+            &Motion {
+                pixels: 0.0,
+                change: 0.0,
+            },
+            &Default::default(),
+        ),
         _ => None,
     };
     if safety.is_some() {

@@ -3,9 +3,10 @@
 //! cheap checks turn a reuse back into a computed frame:
 //! - **streak**: at most `max_streak` reused frames in a row per object;
 //! - **motion**: the object moved more than `max_motion` of its size since its last computed
-//!   frame (its cells' luma matched in this frame, 4×4-pixel cells, ±48 pixels) — the stored
-//!   score is where the object *was*; the learned gate was blind to a fast object on a still
-//!   background;
+//!   frame (its cells' luma matched in this frame, 4×4-pixel cells, ±48 pixels), or its cells'
+//!   luma changed more than `max_change` where it was (a deforming or blurred object) — the
+//!   stored score is where the object *was*; the learned gate was blind to both (a dancer, a
+//!   dog: every harmful reuse there changed its cells by 0.1–0.3, a slow rhino by ~0.02);
 //! - **jump**: the reused mask's area left `[1/max_area_ratio, max_area_ratio]` of the last
 //!   computed one, or its centre moved more than `max_shift` of the object's size.
 
@@ -21,6 +22,10 @@ pub struct SafetyNet {
     /// Largest motion of the object since its last computed frame (the luma of its 4×4-pixel
     /// cells matched within ±48 pixels), as a share of its size (√area).
     pub max_motion: f32,
+    /// Largest mean absolute luma change (0..1) of the object's cells where it was: a
+    /// deforming or blurred object matches no shift, but its pixels change.
+    #[serde(default = "default_max_change")]
+    pub max_change: f32,
     /// Largest area ratio (either way) of a reused mask against the last computed one.
     pub max_area_ratio: f32,
     /// Largest move of the mask's centre, as a share of the object's size (√area).
@@ -33,10 +38,15 @@ impl Default for SafetyNet {
             enabled: true,
             max_streak: 4,
             max_motion: 0.03,
+            max_change: default_max_change(),
             max_area_ratio: 1.3,
             max_shift: 0.15,
         }
     }
+}
+
+fn default_max_change() -> f32 {
+    0.06
 }
 
 /// Why the net recomputed a frame the gate would have reused.
@@ -108,8 +118,8 @@ impl SafetyNet {
     }
 
     /// The net's verdict before a reuse: `streak` reused frames in a row so far, the object's
-    /// motion (pixels, see [`motion`]) since its last computed frame, where it was then.
-    pub fn before(&self, streak: usize, motion: f32, computed: &Footprint) -> Option<Override> {
+    /// motion since its last computed frame (see [`motion`]), where it was then.
+    pub fn before(&self, streak: usize, motion: &Motion, computed: &Footprint) -> Option<Override> {
         if !self.enabled {
             return None;
         }
@@ -117,7 +127,8 @@ impl SafetyNet {
             return Some(Override::Streak);
         }
         let limit = self.max_motion as f64 * computed.area.sqrt();
-        (motion as f64 > limit).then_some(Override::Motion)
+        let moved = motion.pixels as f64 > limit || motion.change > self.max_change;
+        moved.then_some(Override::Motion)
     }
 
     /// The net's verdict on a reused mask against the last computed frame's.
@@ -291,11 +302,27 @@ mod tests {
             ..f.clone()
         };
         assert_eq!(net.after(&grown, &f), Some(Override::Jump));
-        assert_eq!(net.before(net.max_streak, 0.0, &f), Some(Override::Streak));
-        assert_eq!(net.before(0, 8.0, &f), Some(Override::Motion));
-        assert_eq!(net.before(0, 0.0, &f), None);
+        let still = Motion {
+            pixels: 0.0,
+            change: 0.0,
+        };
+        let moved = Motion {
+            pixels: 8.0,
+            ..still
+        };
+        let changed = Motion {
+            change: 0.2,
+            ..still
+        };
+        assert_eq!(
+            net.before(net.max_streak, &still, &f),
+            Some(Override::Streak)
+        );
+        assert_eq!(net.before(0, &moved, &f), Some(Override::Motion));
+        assert_eq!(net.before(0, &changed, &f), Some(Override::Motion));
+        assert_eq!(net.before(0, &still, &f), None);
         let off = SafetyNet::off();
-        assert_eq!(off.before(100, 99.0, &f), None);
+        assert_eq!(off.before(100, &changed, &f), None);
     }
 
     #[test]
