@@ -132,7 +132,12 @@ pub fn resolve(choice: Option<EngineKind>) -> Result<EngineKind> {
         None => match ort::environment() {
             Ok(_) => Ok(EngineKind::Ort),
             Err(e) => {
-                eprintln!("note: ONNX Runtime not available ({e}); using the Burn engine");
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "note: ONNX Runtime not available ({e}); using the Burn engine, about 6x slower"
+                    )
+                });
                 Ok(EngineKind::Burn)
             }
         },

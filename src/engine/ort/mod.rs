@@ -4,10 +4,12 @@
 //! The library is looked for, in order: `$ORT_DYLIB_PATH`; `libonnxruntime.so*` beside the
 //! executable; `/usr/local/lib`, `/usr/lib`, `/usr/lib/x86_64-linux-gnu`; the `onnxruntime` Python
 //! package of `python3` (`pip install onnxruntime==1.31.1` puts it under
-//! `site-packages/onnxruntime/capi/`).
+//! `site-packages/onnxruntime/capi/`); the project's cache (see [`fetch`]), where, when all of
+//! these fail, the pinned wheel is installed once.
 
 pub mod backbone;
 pub mod decoder;
+pub mod fetch;
 pub mod graph;
 pub mod reuse;
 
@@ -70,12 +72,23 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    python_package_dir()
-        .and_then(|d| find_in(&d))
-        .ok_or_else(|| {
-            "libonnxruntime not found (set ORT_DYLIB_PATH, or pip install onnxruntime==1.31.1)"
-                .to_string()
-        })
+    let known = python_package_dir()
+        .into_iter()
+        .chain(fetch::cached_capi())
+        .find_map(|d| find_in(&d));
+    if let Some(p) = known {
+        return Ok(p);
+    }
+    let why = match fetch::install() {
+        Ok(capi) => match find_in(&capi) {
+            Some(p) => return Ok(p),
+            None => format!("{} holds no libonnxruntime", capi.display()),
+        },
+        Err(why) => why,
+    };
+    Err(format!(
+        "libonnxruntime not found and not installed ({why}); set ORT_DYLIB_PATH, or pip install onnxruntime==1.31.1"
+    ))
 }
 
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
