@@ -187,34 +187,17 @@ pub fn segment(
     on_start: &mut dyn FnMut(Option<usize>),
     tick: &(dyn Fn() + Sync),
 ) -> Result<SegmentOutcome> {
-    if let Some(o) = &job.overlay {
-        VideoWriter::check_path(o)?;
-    }
-    if let Some(m) = job.max_side.filter(|&m| m < 32) {
-        return Err(Error::Invalid(format!(
-            "--max-side {m}: frames must be at least 32 pixels"
-        )));
-    }
-    let source = Source::open(&job.input)?;
-    refuse_overwriting_inputs(job, &source)?;
-    let masks = read_masks(job, &source)?;
-    let mask_frames: Vec<usize> = masks.keys().copied().collect();
-    let (first, last) = frame_range(job, &mask_frames)?;
-    let asked = job_record(job, config)?;
-    let _lock = OutputLock::acquire(&job.out)?;
-    remove_stray_temps(&job.out);
-    if let Some(m) = &job.matte {
-        remove_stray_temps(m);
-    }
-    let records = if job.resume {
-        check_same_job(job, &asked)?;
-        if job.out.join(STATS).is_file() && !job.out.join(PROGRESS).is_file() {
-            return Ok(SegmentOutcome::AlreadyComplete);
-        }
-        read_progress(&job.out)?
-    } else {
-        BTreeMap::new()
+    let Some(open) = open_job(job, config)? else {
+        return Ok(SegmentOutcome::AlreadyComplete);
     };
+    let Opened {
+        source,
+        masks,
+        range: (first, last),
+        records,
+        asked,
+        lock: _lock,
+    } = open;
     // Finished frames are read again too: the user's masks on them restart the objects, and
     // the overlay is rebuilt whole.
     on_start(frames_in_range(&source, first, last));
@@ -277,6 +260,58 @@ pub fn segment(
     }
     writer.finish(&stats)?;
     Ok(SegmentOutcome::Done(Box::new(stats)))
+}
+
+/// A checked job holding its output folder: the source, the masks, the range, the finished
+/// frames of an interrupted run (with `--resume`) and what `job.json` will record.
+struct Opened {
+    source: Source,
+    masks: BTreeMap<usize, Mask>,
+    range: (usize, Option<usize>),
+    records: BTreeMap<usize, FrameStats>,
+    asked: JobRecord,
+    lock: OutputLock,
+}
+
+/// Checks everything the job names before anything is written, then locks the output folder;
+/// `None` when `--resume` finds the same run complete.
+fn open_job(job: &SegmentJob, config: &TrackerConfig) -> Result<Option<Opened>> {
+    if let Some(o) = &job.overlay {
+        VideoWriter::check_path(o)?;
+    }
+    if let Some(m) = job.max_side.filter(|&m| m < 32) {
+        return Err(Error::Invalid(format!(
+            "--max-side {m}: frames must be at least 32 pixels"
+        )));
+    }
+    let source = Source::open(&job.input)?;
+    refuse_overwriting_inputs(job, &source)?;
+    let masks = read_masks(job, &source)?;
+    let mask_frames: Vec<usize> = masks.keys().copied().collect();
+    let range = frame_range(job, &mask_frames)?;
+    let asked = job_record(job, config)?;
+    let lock = OutputLock::acquire(&job.out)?;
+    remove_stray_temps(&job.out);
+    if let Some(m) = &job.matte {
+        remove_stray_temps(m);
+    }
+    let records = if job.resume {
+        check_same_job(job, &asked)?;
+        if job.out.join(STATS).is_file() && !job.out.join(PROGRESS).is_file() {
+            return Ok(None);
+        }
+        read_progress(&job.out)?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Some(Opened {
+        source,
+        masks,
+        range,
+        records,
+        asked,
+        lock,
+    }))
 }
 
 /// Refuses outputs that are, or would overwrite, the user's inputs: `--out` as the frame

@@ -20,6 +20,13 @@ pub fn takes_mode(policy: GatePolicy) -> bool {
     )
 }
 
+/// Whether a policy runs on a tracker: the learned reuse network (and the policies built on
+/// it) was trained over FRTM's decoder; the other trackers take `never` and `motion` (the
+/// session would turn the others into `never`: the sweep skips them).
+pub fn applies(tracker: TrackerKind, policy: GatePolicy) -> bool {
+    tracker == TrackerKind::Frtm || matches!(policy, GatePolicy::Never | GatePolicy::Motion)
+}
+
 /// What a sweep runs.
 pub struct SweepPlan<'a> {
     pub trackers: &'a [TrackerKind],
@@ -42,7 +49,7 @@ impl SweepPlan<'_> {
     fn runs(&self) -> Vec<(TrackerKind, GatePolicy, Option<ReuseMode>, f32)> {
         let mut out = Vec::new();
         for &tracker in self.trackers {
-            for &policy in self.policies {
+            for &policy in self.policies.iter().filter(|&&p| applies(tracker, p)) {
                 let modes: Vec<Option<ReuseMode>> = if takes_mode(policy) {
                     self.modes.iter().copied().map(Some).collect()
                 } else {
