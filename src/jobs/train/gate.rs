@@ -16,7 +16,7 @@
 
 use super::data::SequenceData;
 use super::harness::{LoopSpec, Run, Smoothed, Step, train_loop};
-use super::{RunFiles, TrainState, batch_tensor, crop_frame, crop_score, crop_window};
+use super::{TrainState, batch_tensor, crop_frame, crop_score, crop_window};
 use crate::engine::BackboneEngine;
 use crate::error::{Error, Result};
 use crate::io::Dataset;
@@ -172,19 +172,10 @@ pub fn train_gate(
     resume: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
-    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
     let started = Instant::now();
     let seqs = super::cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
     check_clips(&seqs, cfg)?;
-    let run = Run {
-        files: RunFiles {
-            dir: out.to_path_buf(),
-        },
-        started,
-        prep_seconds: started.elapsed().as_secs_f64(),
-        resume,
-        progress,
-    };
+    let run = Run::start(out, started, resume, progress)?;
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     // The decoder is frozen: gradients flow through it to the translator, never into it. It

@@ -46,6 +46,28 @@ pub struct Run<'a> {
     pub progress: &'a indicatif::ProgressBar,
 }
 
+impl<'a> Run<'a> {
+    /// A run writing into `out` (made if missing), started at `started`: what came before now
+    /// (caching) counts as preparation, not training.
+    pub fn start(
+        out: &std::path::Path,
+        started: Instant,
+        resume: bool,
+        progress: &'a indicatif::ProgressBar,
+    ) -> Result<Run<'a>> {
+        std::fs::create_dir_all(out).map_err(|e| crate::error::Error::write(out, e))?;
+        Ok(Run {
+            files: RunFiles {
+                dir: out.to_path_buf(),
+            },
+            started,
+            prep_seconds: started.elapsed().as_secs_f64(),
+            resume,
+            progress,
+        })
+    }
+}
+
 /// Trains `model` (built from `config`) for the spec's iterations, resuming from the run
 /// folder's checkpoint when asked. `step` gets the model, a generator seeded from the
 /// iteration (so a resumed run draws what an uninterrupted one would) and the state.

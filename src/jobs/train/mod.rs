@@ -422,17 +422,8 @@ fn train_on(
     started: Instant,
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
-    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))?;
     check_references(seqs)?;
-    let run = Run {
-        files: RunFiles {
-            dir: out.to_path_buf(),
-        },
-        started,
-        prep_seconds: started.elapsed().as_secs_f64(),
-        resume,
-        progress,
-    };
+    let run = Run::start(out, started, resume, progress)?;
     let device = Device::flex().autodiff();
     device.seed(cfg.seed);
     let dcfg = DecoderConfig::new()
