@@ -206,8 +206,9 @@ struct ModelArgs {
     /// Synthetic first-frame views the target model learns from (0..=6).
     #[arg(long, default_value_t = 4)]
     augment: usize,
-    /// Refine each target model every this many frames (0 = never).
-    #[arg(long, default_value_t = 8)]
+    /// Refine each target model every this many tracked frames (0 = never, the default:
+    /// cross-validated J&F 73.3 against 72.2 refining every 8, and no drift on long videos).
+    #[arg(long, default_value_t = 0)]
     update_every: usize,
     /// Weight of each new sample in a target model's memory relative to the previous one
     /// (1/(1 − lr) growth; smaller keeps the given mask's samples weightier).

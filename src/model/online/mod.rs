@@ -41,7 +41,7 @@ pub struct TargetConfig {
     pub memory: usize,
     /// Weight of each new memory sample relative to the previous one: 1/(1 − lr).
     pub learning_rate: f32,
-    /// Refine the filter every this many tracked frames.
+    /// Refine the filter every this many tracked frames (`usize::MAX`: never).
     pub update_every: usize,
     /// Keep the given mask's samples in the memory for the whole video.
     #[serde(default)]
@@ -99,6 +99,13 @@ impl TargetInput {
     }
 }
 
+impl TargetConfig {
+    /// Whether tracked frames ever refine the filter.
+    pub fn updates(&self) -> bool {
+        self.update_every != usize::MAX
+    }
+}
+
 impl Default for TargetConfig {
     fn default() -> Self {
         TargetConfig {
@@ -111,7 +118,10 @@ impl Default for TargetConfig {
             filter_precond: 1e-2,
             memory: 20,
             learning_rate: 0.1,
-            update_every: 8,
+            // Never: cross-validated on the 30 DAVIS-2016 train sequences, refining every 8
+            // frames scored J&F 72.2 against 73.3, and drifted onto the background of a looped
+            // video (J 0.66 → 0.47 over 20 passes against a flat 0.67).
+            update_every: usize::MAX,
             keep_given: false,
             hinge: 0.1,
             seed: 0,
@@ -312,6 +322,11 @@ impl TargetModel {
         } else {
             false
         }
+    }
+
+    /// The settings it was fitted with.
+    pub fn config(&self) -> &TargetConfig {
+        &self.config
     }
 
     /// Bytes held by the memory.

@@ -97,6 +97,10 @@ impl ObjectModel for FrtmObject {
         let Some((z, (sh, sw))) = self.pending.take() else {
             return false;
         };
+        if !self.model.config().updates() {
+            // Never refined: the samples would only take memory.
+            return false;
+        }
         let label = area_downsample(soft, w, h, sw, sh);
         self.model
             .update(z, label, (sh, sw), area, w * h, DATA_SCALE)
