@@ -1270,9 +1270,9 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => run_bench(cmd),
         Command::Train(args) => run_train(args),
         Command::Segment(args) => run_segment(args),
-        Command::Report(args) => {
-            reuse_vos::output::report::write(&args.dir, &args.out).map_err(anyhow::Error::from)
-        }
+        Command::Report(args) => reuse_vos::output::report::write(&args.dir, &args.out)
+            .map(|()| println!("report written to {}", args.out.display()))
+            .map_err(anyhow::Error::from),
         Command::Run(args) => run_run(args),
         Command::Sweep(args) => run_sweep(args),
     };

@@ -221,7 +221,7 @@ fn track_sequence(
         max_side: None,
         oracle: wants_oracle.then_some(oracle),
         replay: None,
-        source: source.path().display().to_string(),
+        source: crate::output::job_record::resolved(source.path()),
         reverse: false,
     };
     let stats = track(

@@ -213,7 +213,8 @@ pub fn segment(
             records: records.clone(),
             load_mask: &load_mask,
         }),
-        source: source.path().display().to_string(),
+        // Absolute, so the report finds the frames from any folder.
+        source: resolved(source.path()),
         reverse: job.reverse,
     };
     let mut writer = SegmentWriter::create(
