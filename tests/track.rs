@@ -7,7 +7,6 @@ use reuse_vos::metrics::jaccard;
 use reuse_vos::model::Model;
 use reuse_vos::track::{Session, TrackerConfig};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SEQ: &str = "rhino";
 const N: usize = 16;
@@ -45,17 +44,11 @@ fn segment_with(
     engine: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    Command::new(common::bin())
-        .arg("segment")
-        .arg(frames)
-        .arg("--mask")
-        .arg(mask)
-        .arg("--out")
-        .arg(out)
-        .args(["--engine", engine])
-        .args(extra)
-        .output()
-        .unwrap()
+    let args: Vec<&str> = ["--engine", engine]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    common::segment(frames, mask, out, &args)
 }
 
 fn mean_j(out: &Path) -> (f64, Vec<f64>) {

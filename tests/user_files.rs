@@ -23,17 +23,11 @@ fn clip(name: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn segment(frames: &Path, mask: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(common::bin())
-        .arg("segment")
-        .arg(frames)
-        .arg("--mask")
-        .arg(mask)
-        .arg("--out")
-        .arg(out)
-        .args(["--max-side", "160"])
-        .args(extra)
-        .output()
-        .unwrap()
+    let args: Vec<&str> = ["--max-side", "160"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    common::segment(frames, mask, out, &args)
 }
 
 fn failed_saying(run: &Output, words: &[&str]) -> String {

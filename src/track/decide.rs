@@ -82,14 +82,12 @@ pub fn decide(
     let mut path = settings.decide(p_reuse, oracle_iou);
     let safety = match (path.is_reuse(), moved) {
         (true, Some((m, f))) => settings.safety.before(object.streak, &m, f),
-        (true, None) => settings.safety.before(
-            object.streak,
-            &Motion {
-                pixels: 0.0,
-                change: 0.0,
-            },
-            &Default::default(),
-        ),
+        // No luma cells to compare: only the streak bound applies.
+        (true, None) => {
+            settings
+                .safety
+                .before(object.streak, &Motion::default(), &Default::default())
+        }
         _ => None,
     };
     if safety.is_some() {

@@ -196,7 +196,7 @@ impl Thumb {
 }
 
 /// How an object changed since its last computed frame.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Motion {
     /// How far it moved, pixels.
     pub pixels: f32,

@@ -68,3 +68,22 @@ pub fn paste(
     }
     (out, m)
 }
+
+/// `reuse-vos segment <frames> --mask <mask> --out <out> <extra...>`, run to its end.
+pub fn segment(
+    frames: &std::path::Path,
+    mask: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(bin())
+        .arg("segment")
+        .arg(frames)
+        .arg("--mask")
+        .arg(mask)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run reuse-vos")
+}
