@@ -45,6 +45,8 @@ enum Command {
     Sweep(SweepArgs),
     /// One self-contained HTML report of a segment, run or sweep output folder.
     Report(ReportArgs),
+    /// Write one frame of a video as a PNG at its size: the picture to paint a first mask on.
+    Frame(FrameArgs),
     /// Train the refinement decoder (backbone frozen) on a DAVIS-2016 split.
     Train(TrainArgs),
     /// Speed benchmarks (median of repeated runs after warm-up).
@@ -91,6 +93,18 @@ struct SegmentArgs {
     resume: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(clap::Args)]
+struct FrameArgs {
+    /// A video file or a folder of frames, as `segment` reads it.
+    input: PathBuf,
+    /// The frame's index (0 = the first frame), as `segment --mask <index>:<png>` counts.
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// The PNG to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -1261,6 +1275,21 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+fn run_frame(args: FrameArgs) -> anyhow::Result<()> {
+    let e = reuse_vos::jobs::frame::export(&args.input, args.index, &args.out)?;
+    println!(
+        "frame {} ({}x{}) written to {}\nPaint the object(s) on it at the same size (grey PNG: white on black for one \
+         object; palette PNG: ids 1..N), then: reuse-vos segment {} --mask {}:<mask.png> --out <folder>",
+        e.index,
+        e.width,
+        e.height,
+        e.out.display(),
+        args.input.display(),
+        e.index
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -1273,6 +1302,7 @@ fn main() -> ExitCode {
         Command::Report(args) => reuse_vos::output::report::write(&args.dir, &args.out)
             .map(|()| println!("report written to {}", args.out.display()))
             .map_err(anyhow::Error::from),
+        Command::Frame(args) => run_frame(args),
         Command::Run(args) => run_run(args),
         Command::Sweep(args) => run_sweep(args),
     };

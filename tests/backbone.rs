@@ -85,6 +85,10 @@ fn crop_matches_torchvision_on_burn() {
 }
 
 #[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
 fn crop_matches_torchvision_on_ort() {
     let spec = spec();
     let input = to_map_w(&crop_fixture(), "input");
@@ -199,24 +203,38 @@ fn bear_frame() -> FeatureMap {
 }
 
 #[test]
-fn full_frame_matches_torchvision_on_both_engines_and_they_agree() {
-    let spec = spec();
-    let input = bear_frame();
-    let burn = burn_all(&spec, &input);
+fn full_frame_matches_torchvision_on_burn() {
+    let burn = burn_all(&spec(), &bear_frame());
     check_full_frame(&burn, "burn");
-    if let Some(ort) = ort_all(&spec, &input) {
-        check_full_frame(&ort, "ort");
-        let mut worst = 0f32;
-        for (i, (a, b)) in burn.iter().zip(&ort).enumerate() {
-            let rel = a.max_abs_diff(b) / a.max_abs();
-            assert!(rel < 1e-4, "features.{i}: burn vs ort {rel:e}");
-            worst = worst.max(rel);
-        }
-        eprintln!("burn vs ort, full frame: worst max|diff|/max|x| = {worst:e}");
-    }
 }
 
 #[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
+fn full_frame_matches_torchvision_on_ort_and_the_engines_agree() {
+    let spec = spec();
+    let input = bear_frame();
+    let Some(ort) = ort_all(&spec, &input) else {
+        return;
+    };
+    check_full_frame(&ort, "ort");
+    let burn = burn_all(&spec, &input);
+    let mut worst = 0f32;
+    for (i, (a, b)) in burn.iter().zip(&ort).enumerate() {
+        let rel = a.max_abs_diff(b) / a.max_abs();
+        assert!(rel < 1e-4, "features.{i}: burn vs ort {rel:e}");
+        worst = worst.max(rel);
+    }
+    eprintln!("burn vs ort, full frame: worst max|diff|/max|x| = {worst:e}");
+}
+
+#[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
 fn split_engines_agree_on_the_taps() {
     let spec = spec();
     let input = bear_frame();

@@ -12,6 +12,10 @@ use reuse_vos::model::backbone::{BackboneSpec, normalize};
 use reuse_vos::model::decoder::{DecoderConfig, DecoderInput};
 
 #[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
 fn decoder_parity_burn_vs_ort() {
     let frame = Frame::load(&common::davis2016().join("JPEGImages/480p/bear/00000.jpg")).unwrap();
     let spec = BackboneSpec::embedded().unwrap();

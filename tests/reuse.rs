@@ -32,6 +32,10 @@ fn gt(seq: &str, i: usize) -> Mask {
 }
 
 #[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
 fn reuse_modules_parity_burn_vs_ort() {
     let f = frame("bear", 0);
     let spec = BackboneSpec::embedded().unwrap();

@@ -201,3 +201,44 @@ fn a_run_that_fails_before_its_first_frame_leaves_no_folder() {
     failed_saying(&run, &["32"]);
     assert!(!out2.exists(), "no empty output folder left behind");
 }
+
+#[test]
+fn frame_writes_the_picture_for_a_first_mask_and_never_into_the_input() {
+    let (dir, frames, _) = clip("frame-export");
+    let frame = |index: &str, out: &Path| {
+        Command::new(common::bin())
+            .args(["frame"])
+            .arg(&frames)
+            .args(["--index", index, "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let png = dir.join("first.png");
+    let run = frame("1", &png);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        said.contains("854x480") && said.contains("--mask 1:"),
+        "{said}"
+    );
+    let want = reuse_vos::io::Frame::load(&frames.join("00001.jpg")).unwrap();
+    assert_eq!(reuse_vos::io::Frame::load(&png).unwrap(), want);
+
+    let before = listing(&frames);
+    failed_saying(
+        &frame("0", &frames.join("mask.png")),
+        &["inside the input frame folder"],
+    );
+    failed_saying(
+        &frame("3", &dir.join("late.png")),
+        &["past the end", "3 frames"],
+    );
+    failed_saying(&frame("0", &dir.join("first.jpg")), &["PNG"]);
+    assert_eq!(listing(&frames), before, "the frames are untouched");
+    assert!(!dir.join("late.png").exists() && !dir.join("first.jpg").exists());
+}

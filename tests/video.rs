@@ -131,6 +131,10 @@ fn count_video_frames(path: &Path) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn decoding_is_frame_accurate() {
     if !have_ffmpeg() {
         return;
@@ -176,9 +180,37 @@ fn decoding_is_frame_accurate() {
         .map(|f| f.unwrap().index)
         .collect();
     assert_eq!(back, vec![6, 5, 4, 3]);
+    // `frame` writes the picture a first mask is painted on: exactly the frame segment decodes.
+    let png = dir.join("frame5.png");
+    ok(&reuse_vos(&[
+        "frame".as_ref(),
+        video.as_os_str(),
+        "--index".as_ref(),
+        "5".as_ref(),
+        "--out".as_ref(),
+        png.as_os_str(),
+    ]));
+    assert_eq!(reuse_vos::io::Frame::load(&png).unwrap(), got[2].frame);
+    let err = fail(&reuse_vos(&[
+        "frame".as_ref(),
+        video.as_os_str(),
+        "--index".as_ref(),
+        "8".as_ref(),
+        "--out".as_ref(),
+        dir.join("late.png").as_os_str(),
+    ]));
+    assert!(
+        err.contains("mixed.mkv") && err.contains("past the end"),
+        "{err}"
+    );
+    assert!(!dir.join("late.png").exists());
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn a_video_file_gives_masks_an_overlay_mattes_and_a_report() {
     if !have_ffmpeg() {
         return;
@@ -263,6 +295,10 @@ fn a_video_file_gives_masks_an_overlay_mattes_and_a_report() {
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn ranges_reduced_size_reverse_and_corrections() {
     if !have_ffmpeg() {
         return;
@@ -365,6 +401,10 @@ fn ranges_reduced_size_reverse_and_corrections() {
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn an_interrupted_run_resumes_where_it_stopped() {
     if !have_ffmpeg() {
         return;
@@ -431,6 +471,10 @@ fn an_interrupted_run_resumes_where_it_stopped() {
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn bad_video_inputs_fail_cleanly() {
     if !have_ffmpeg() {
         return;
@@ -503,6 +547,10 @@ fn bad_video_inputs_fail_cleanly() {
 }
 
 #[test]
+#[cfg_attr(
+    no_ffmpeg,
+    ignore = "ffmpeg was not found when the tests were built (apt-get install ffmpeg)"
+)]
 fn a_truncated_video_is_tracked_as_far_as_it_decodes_with_a_warning() {
     if !have_ffmpeg() {
         return;

@@ -91,6 +91,48 @@ impl Source {
         }
     }
 
+    /// Frame `index` alone (a video is decoded up to it).
+    pub fn frame_at(&self, index: usize) -> Result<SourceFrame> {
+        if let Some(n) = self.len().filter(|&n| index >= n) {
+            let what = if self.is_video() { "video" } else { "folder" };
+            return Err(Error::format(
+                self.path(),
+                format!(
+                    "frame {index} is past the end: the {what} has {n} frames (0..={})",
+                    n.saturating_sub(1)
+                ),
+            ));
+        }
+        match self {
+            Source::Folder { .. } => self
+                .frames(index, Some(index), false)?
+                .next()
+                .unwrap_or_else(|| {
+                    Err(Error::format(
+                        self.path(),
+                        format!("frame {index} is missing"),
+                    ))
+                }),
+            Source::Video { path, .. } => {
+                let frame = VideoReader::open(path, index, Some(index))?
+                    .next_frame()?
+                    .ok_or_else(|| {
+                        Error::format(
+                            path,
+                            format!(
+                                "frame {index} is past the end: the video decodes fewer frames"
+                            ),
+                        )
+                    })?;
+                Ok(SourceFrame {
+                    index,
+                    name: format!("{index:05}"),
+                    frame,
+                })
+            }
+        }
+    }
+
     /// Frames `first..=last` (`last`: the end of the video when `None`), in order or reversed.
     /// A folder reads each frame when it is needed; a video read backwards is decoded into
     /// memory first (ffmpeg decodes forwards only).
