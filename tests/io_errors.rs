@@ -37,7 +37,19 @@ fn an_rgb_png_is_refused_where_ids_are_needed() {
         .unwrap();
     let err = Mask::read_ids(&path).expect_err("RGB mask").to_string();
     assert!(
-        err.contains("00000.png") && err.contains("indexed"),
+        err.contains("00000.png") && err.contains("RGB PNG") && err.contains("palette"),
+        "{err}"
+    );
+    // A 16-bit grey mask is told what it is, not that it has colours.
+    let grey16 = dir.join("grey16.png");
+    image::ImageBuffer::<image::Luma<u16>, _>::from_pixel(4, 3, image::Luma([65535u16]))
+        .save(&grey16)
+        .unwrap();
+    let err = Mask::read_ids(&grey16)
+        .expect_err("16-bit mask")
+        .to_string();
+    assert!(
+        err.contains("grey16.png") && err.contains("16-bit grey") && err.contains("8-bit grey"),
         "{err}"
     );
 }
@@ -127,4 +139,91 @@ fn cli_refuses_a_bad_image_without_writing_output() {
         1,
         "no temp files left"
     );
+}
+
+fn fails_saying<S: AsRef<std::ffi::OsStr>>(args: &[S], words: &[&str]) {
+    let run = Command::new(common::bin()).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && !err.contains("panicked"), "{err}");
+    for w in words {
+        assert!(err.contains(w), "expected {w:?} in: {err}");
+    }
+}
+
+#[test]
+fn unclear_cases_get_messages_that_say_what_is_wrong() {
+    let dir = common::temp_dir("messages");
+    let frames = common::davis2016().join("JPEGImages/480p/bear");
+    let mask = common::davis2016().join("Annotations/480p/bear/00000.png");
+    let seg = |out: &std::path::Path, extra: &[&str]| {
+        let mut a: Vec<std::ffi::OsString> = vec![
+            "segment".into(),
+            frames.clone().into(),
+            "--mask".into(),
+            mask.clone().into(),
+            "--out".into(),
+            out.into(),
+            "--max-side".into(),
+            "64".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.into()));
+        a
+    };
+    // `--out file/`: a file where a folder is wanted.
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let slash = std::path::PathBuf::from(format!("{}/", file.display()));
+    fails_saying(
+        &seg(&slash, &["--end", "2"]),
+        &["a-file", "is a file, not a folder"],
+    );
+    fails_saying(
+        &seg(&file.join("sub"), &["--end", "2"]),
+        &["a part of this path is a file"],
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    // A DAVIS root whose frames are missing: named as missing, not as an empty range.
+    let root = dir.join("davis");
+    let ann = root.join("Annotations/480p/bear");
+    std::fs::create_dir_all(&ann).unwrap();
+    std::fs::copy(&mask, ann.join("00000.png")).unwrap();
+    let out = dir.join("run");
+    fails_saying(
+        &[
+            "run".as_ref(),
+            "--davis".as_ref(),
+            root.as_os_str(),
+            "--sequences".as_ref(),
+            "bear".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["JPEGImages/480p/bear", "missing", "frames"],
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_end_past_the_last_frame_means_the_last_frame() {
+    let dir = common::temp_dir("huge-end");
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let src = common::davis2016().join("JPEGImages/480p/bear");
+    for f in ["00000.jpg", "00001.jpg", "00002.jpg"] {
+        std::fs::copy(src.join(f), frames.join(f)).unwrap();
+    }
+    let mask = common::davis2016().join("Annotations/480p/bear/00000.png");
+    let out = dir.join("out");
+    let run = common::segment(
+        &frames,
+        &mask,
+        &out,
+        &["--max-side", "64", "--end", &u64::MAX.to_string()],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.join("00002.png").exists());
 }

@@ -54,15 +54,7 @@ impl Mask {
             png::ColorType::Grayscale if depth == png::BitDepth::Eight => MaskEncoding::Grey,
             // Some DAVIS-2016 annotations are grey+alpha; the grey channel holds the label.
             png::ColorType::GrayscaleAlpha if depth == png::BitDepth::Eight => MaskEncoding::Grey,
-            other => {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "mask must be an indexed (palette) or 8-bit grey PNG, found {other:?} {depth:?}-bit \
-                         (an RGB mask has colours, not object ids)"
-                    ),
-                ));
-            }
+            other => return Err(Error::format(path, unsupported_mask(other, depth))),
         };
         let size = reader
             .output_buffer_size()
@@ -226,4 +218,21 @@ mod tests {
         assert_eq!(back.object_ids(), vec![1, 2]);
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// Why a PNG of this colour type and depth is not a mask, and what to save instead.
+fn unsupported_mask(color: png::ColorType, depth: png::BitDepth) -> String {
+    use png::ColorType::*;
+    let bits = depth as u8;
+    let found = match color {
+        Rgb | Rgba => format!(
+            "an RGB{} PNG: its pixels are colours, not object ids",
+            if color == Rgba { "A" } else { "" }
+        ),
+        Grayscale | GrayscaleAlpha => format!("a {bits}-bit grey PNG"),
+        Indexed => format!("a {bits}-bit palette PNG"),
+    };
+    format!(
+        "{found}; a mask is a palette PNG (ids 1..N) or an 8-bit grey PNG (0 = background, 255 = the object): save it as one of these"
+    )
 }

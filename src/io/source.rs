@@ -144,7 +144,7 @@ impl Source {
     ) -> Result<Box<dyn Iterator<Item = Result<SourceFrame>> + '_>> {
         match self {
             Source::Folder { dir, paths } => {
-                let end = last.map_or(paths.len(), |l| (l + 1).min(paths.len()));
+                let end = last.map_or(paths.len(), |l| l.saturating_add(1).min(paths.len()));
                 if first >= end {
                     return Err(Error::format(
                         dir,

@@ -117,7 +117,17 @@ pub fn run_dataset(
     let infos = dataset
         .sequences
         .iter()
-        .map(|s| dataset.sequence(s))
+        .map(|s| {
+            let info = dataset.sequence(s)?;
+            if info.frames.is_empty() {
+                // `eval` needs only annotations; tracking needs the frames.
+                return Err(Error::Missing {
+                    path: dataset.frames_dir(s),
+                    what: "the sequence's frames (JPEG/PNG) to track".into(),
+                });
+            }
+            Ok(info)
+        })
         .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     let next = AtomicUsize::new(0);

@@ -174,7 +174,7 @@ fn read_masks(job: &SegmentJob, source: &Source) -> Result<BTreeMap<usize, Mask>
 /// Frames the range holds, when the source knows its length (for a progress bar).
 pub fn frames_in_range(source: &Source, first: usize, last: Option<usize>) -> Option<usize> {
     let len = source.len()?;
-    let end = last.map_or(len, |l| (l + 1).min(len));
+    let end = last.map_or(len, |l| l.saturating_add(1).min(len));
     Some(end.saturating_sub(first))
 }
 

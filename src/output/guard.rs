@@ -19,7 +19,7 @@ pub struct OutputLock {
 impl OutputLock {
     pub fn acquire(dir: &Path) -> Result<OutputLock> {
         let created = (!dir.exists()).then(|| dir.to_path_buf());
-        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        make_folder(dir)?;
         let path = dir.join(LOCK);
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
@@ -120,6 +120,29 @@ fn is_temp(path: &Path) -> bool {
         .is_some_and(|(stem, pid)| {
             !stem.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
         })
+}
+
+/// Creates the output folder `dir`, saying plainly when the path names a file.
+pub fn make_folder(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::format(
+            dir,
+            "is a file, not a folder: the output goes into a folder; choose a new name",
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            // `file/`: the path exists but is no folder.
+            Error::format(
+                dir,
+                "is a file, not a folder: the output goes into a folder; choose a new name",
+            )
+        } else if e.kind() == std::io::ErrorKind::NotADirectory {
+            Error::format(dir, "a part of this path is a file, not a folder")
+        } else {
+            Error::write(dir, e)
+        }
+    })
 }
 
 /// The path with symbolic links and `..` resolved, when it exists.
