@@ -199,6 +199,23 @@ pub fn check_first_mask(m: &Mask, width: u32, height: u32, path: &Path) -> Resul
     Ok(())
 }
 
+/// Why a PNG of this colour type and depth is not a mask, and what to save instead.
+fn unsupported_mask(color: png::ColorType, depth: png::BitDepth) -> String {
+    use png::ColorType::*;
+    let bits = depth as u8;
+    let found = match color {
+        Rgb | Rgba => format!(
+            "an RGB{} PNG: its pixels are colours, not object ids",
+            if color == Rgba { "A" } else { "" }
+        ),
+        Grayscale | GrayscaleAlpha => format!("a {bits}-bit grey PNG"),
+        Indexed => format!("a {bits}-bit palette PNG"),
+    };
+    format!(
+        "{found}; a mask is a palette PNG (ids 1..N) or an 8-bit grey PNG (0 = background, 255 = the object): save it as one of these"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,21 +235,4 @@ mod tests {
         assert_eq!(back.object_ids(), vec![1, 2]);
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-/// Why a PNG of this colour type and depth is not a mask, and what to save instead.
-fn unsupported_mask(color: png::ColorType, depth: png::BitDepth) -> String {
-    use png::ColorType::*;
-    let bits = depth as u8;
-    let found = match color {
-        Rgb | Rgba => format!(
-            "an RGB{} PNG: its pixels are colours, not object ids",
-            if color == Rgba { "A" } else { "" }
-        ),
-        Grayscale | GrayscaleAlpha => format!("a {bits}-bit grey PNG"),
-        Indexed => format!("a {bits}-bit palette PNG"),
-    };
-    format!(
-        "{found}; a mask is a palette PNG (ids 1..N) or an 8-bit grey PNG (0 = background, 255 = the object): save it as one of these"
-    )
 }
