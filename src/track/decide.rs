@@ -20,6 +20,8 @@ pub type Oracle = Box<dyn Fn(usize) -> Result<Option<Mask>> + Send>;
 pub struct Decided {
     pub decision: GateDecision,
     pub delta: Option<FeatureMap>,
+    /// A copy follows the object by this shift (pixels), when the motion policy follows.
+    pub shift: Option<(i32, i32)>,
     /// Time the decision took, milliseconds.
     pub ms: f64,
 }
@@ -36,6 +38,7 @@ impl Decided {
                 safety: None,
             },
             delta: None,
+            shift: None,
             ms: 0.0,
         }
     }
@@ -62,6 +65,14 @@ pub fn decide(
         .as_ref()
         .filter(|_| thumb.width > 0)
         .map(|a| (motion(thumb, &a.thumb, &a.footprint), &a.footprint));
+    let raw = moved.map(|(m, _)| m);
+    // A copy that follows the object judges only the change left after its shift, for shifts
+    // the safety net's jump check would accept.
+    let shift = moved.and_then(|(m, f)| {
+        let within = m.pixels as f64 <= settings.safety.max_shift as f64 * f.area.sqrt();
+        (settings.follows() && within).then_some(m.shift)
+    });
+    let moved = moved.map(|(m, f)| (if shift.is_some() { m.followed() } else { m }, f));
     if settings.policy == GatePolicy::Motion {
         p_reuse = moved.map(|(m, f)| m.p_reuse(f, settings.safety.max_motion));
     }
@@ -98,11 +109,12 @@ pub fn decide(
             p_reuse,
             oracle_iou,
             path,
-            motion: moved.map(|(m, _)| m.pixels),
+            motion: raw.map(|m| m.pixels),
             change: moved.map(|(m, _)| m.change),
             safety,
         },
         delta,
+        shift: shift.filter(|_| path == Path::Copied),
         ms: 0.0,
     })
 }

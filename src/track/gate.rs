@@ -126,6 +126,10 @@ pub struct GateSettings {
     /// The checks that turn a risky reuse back into a computed frame.
     #[serde(default = "super::safety::SafetyNet::off")]
     pub safety: super::safety::SafetyNet,
+    /// `motion`: a copy follows the object (the last computed mask moved by the measured
+    /// shift; only the change left after it counts).
+    #[serde(default)]
+    pub follow: bool,
 }
 
 impl Default for GateSettings {
@@ -136,6 +140,7 @@ impl Default for GateSettings {
             tau2: 0.9,
             mode: ReuseMode::Stored,
             safety: Default::default(),
+            follow: false,
         }
     }
 }
@@ -158,6 +163,11 @@ impl GateSettings {
     /// Whether the policy needs the learned reuse network (gate, Δ, translator).
     pub fn needs_reuse_net(&self) -> bool {
         self.can_reuse() && self.policy != GatePolicy::Motion
+    }
+
+    /// Whether copies follow the object's measured shift.
+    pub fn follows(&self) -> bool {
+        self.follow && self.policy == GatePolicy::Motion && self.can_reuse()
     }
 
     /// Whether the learned gate (and Δ) must run for a frame.

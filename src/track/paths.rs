@@ -38,12 +38,39 @@ pub fn given(mask: &Mask, id: u8) -> PathResult {
     }
 }
 
-/// The previous frame's probability, as it was (the paper's "copy").
-pub fn copied(object: &mut ObjectState) -> PathResult {
+/// The previous frame's probability, as it was (the paper's "copy"); with `shift`, the last
+/// computed frame's probability moved by it (a copy that follows the object).
+pub fn copied(
+    object: &mut ObjectState,
+    shift: Option<(i32, i32)>,
+    size: (usize, usize),
+) -> PathResult {
+    let probability = match (shift, &object.anchor) {
+        (Some(by), Some(anchor)) => shifted(&anchor.probability, size, by),
+        _ => std::mem::take(&mut object.previous),
+    };
     PathResult {
-        probability: std::mem::take(&mut object.previous),
+        probability,
         macs: 0,
     }
+}
+
+/// `p` (w×h) moved by `(dx, dy)` pixels; what enters from outside is background.
+fn shifted(p: &[f32], (w, h): (usize, usize), (dx, dy): (i32, i32)) -> Vec<f32> {
+    let mut out = vec![0.0f32; p.len()];
+    for y in 0..h as i64 {
+        let sy = y - dy as i64;
+        if sy < 0 || sy >= h as i64 {
+            continue;
+        }
+        for x in 0..w as i64 {
+            let sx = x - dx as i64;
+            if sx >= 0 && sx < w as i64 {
+                out[y as usize * w + x as usize] = p[sy as usize * w + sx as usize];
+            }
+        }
+    }
+    out
 }
 
 /// The full path: the tracker's score, the decoder's deep and shallow stages. The object's
@@ -139,4 +166,23 @@ pub fn reused(
 fn to_probability(logits: &FeatureMap, (w, h): (usize, usize)) -> Vec<f32> {
     let up = resize_bilinear(&logits.data, logits.height, logits.width, h, w);
     up.into_iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shift_moves_the_probability_and_lets_background_in() {
+        let p = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3×2
+        assert_eq!(
+            shifted(&p, (3, 2), (1, 0)),
+            vec![0.0, 1.0, 2.0, 0.0, 4.0, 5.0]
+        );
+        assert_eq!(
+            shifted(&p, (3, 2), (0, -1)),
+            vec![4.0, 5.0, 6.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(shifted(&p, (3, 2), (0, 0)), p);
+    }
 }

@@ -202,9 +202,23 @@ pub struct Motion {
     pub pixels: f32,
     /// Mean absolute luma change (0..1) of its cells where it was.
     pub change: f32,
+    /// The shift `(dx, dy)` in pixels that matched its cells best ((0, 0) when unclear).
+    pub shift: (i32, i32),
+    /// The change left after that shift (= `change` when there is none).
+    pub residual: f32,
 }
 
 impl Motion {
+    /// The motion as a copy that follows the object sees it: moved by `shift`, only the
+    /// change left after the shift counts.
+    pub fn followed(&self) -> Motion {
+        Motion {
+            pixels: 0.0,
+            change: self.residual,
+            ..*self
+        }
+    }
+
     /// The motion gate's P(reuse): 1 − change / 0.05 (floored at 0), and 0 when the object moved
     /// more than `max_motion` of its size.
     pub fn p_reuse(&self, footprint: &Footprint, max_motion: f32) -> f32 {
@@ -229,10 +243,7 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> Motion {
         .filter_map(|&(x, y)| Some((x as i64, y as i64, then.at(x as i64, y as i64)?)))
         .collect();
     if cells.is_empty() {
-        return Motion {
-            pixels: 0.0,
-            change: 0.0,
-        };
+        return Motion::default();
     }
     let cost = |dx: i64, dy: i64| -> f32 {
         let (mut sum, mut n) = (0f32, 0usize);
@@ -259,13 +270,20 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> Motion {
             }
         }
     }
-    let pixels = match best.0 >= 0.8 * still {
-        true => 0.0,
-        false => (((best.1 * best.1 + best.2 * best.2) as f32).sqrt()) * CELL as f32,
-    };
+    let change = if still.is_finite() { still } else { 1.0 };
+    if best.0 >= 0.8 * still {
+        return Motion {
+            change,
+            residual: change,
+            ..Motion::default()
+        };
+    }
+    let shift = (best.1 as i32 * CELL as i32, best.2 as i32 * CELL as i32);
     Motion {
-        pixels,
-        change: if still.is_finite() { still } else { 1.0 },
+        pixels: ((shift.0 * shift.0 + shift.1 * shift.1) as f32).sqrt(),
+        change,
+        shift,
+        residual: best.0,
     }
 }
 
@@ -302,10 +320,7 @@ mod tests {
             ..f.clone()
         };
         assert_eq!(net.after(&grown, &f), Some(Override::Jump));
-        let still = Motion {
-            pixels: 0.0,
-            change: 0.0,
-        };
+        let still = Motion::default();
         let moved = Motion {
             pixels: 8.0,
             ..still
@@ -357,5 +372,8 @@ mod tests {
         assert_eq!(moved.pixels, 12.0);
         assert!(moved.change > 0.05);
         assert_eq!(moved.p_reuse(&f, 0.03), 0.0);
+        // Followed, the square's own texture matches exactly after the 12-pixel shift.
+        assert_eq!((moved.shift, moved.residual), ((12, 0), 0.0));
+        assert_eq!(moved.followed().p_reuse(&f, 0.03), 1.0);
     }
 }

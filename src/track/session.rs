@@ -500,7 +500,7 @@ impl Session {
             let t = Instant::now();
             let result = match (d.path(), &features.deep, &run.given) {
                 (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
-                (Path::Copied, _, _) => paths::copied(o),
+                (Path::Copied, _, _) => paths::copied(o, d.shift, (w, h)),
                 (Path::Computed, Some(deep), _) => {
                     paths::computed(&mut ctx, deep, o, run.truth.as_ref())?
                 }
@@ -524,13 +524,14 @@ impl Session {
         decided: &[Decided],
         which: impl Fn(usize) -> bool,
     ) -> Result<Vec<Option<(PathResult, f64)>>> {
+        let size = (run.frame.width as usize, run.frame.height as usize);
         let mut results = Vec::new();
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let t = Instant::now();
             let result = match (which(k), d.path(), &run.given) {
                 (false, _, _) => None,
                 (true, Path::Given, Some(mask)) => Some(paths::given(mask, o.id)),
-                (true, Path::Copied, _) => Some(paths::copied(o)),
+                (true, Path::Copied, _) => Some(paths::copied(o, d.shift, size)),
                 _ => return Err(inconsistent("a computed path without features")),
             };
             results.push(result.map(|r| (r, d.ms + since(t))));
@@ -646,6 +647,7 @@ fn anchor(thumb: &Arc<Thumb>, probability: &[f32], size: (usize, usize)) -> Opti
     (thumb.width > 0).then(|| Anchor {
         thumb: thumb.clone(),
         footprint: Footprint::of(probability, size),
+        probability: probability.to_vec(),
     })
 }
 

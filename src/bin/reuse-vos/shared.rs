@@ -1,0 +1,327 @@
+//! What several commands share: the model and engine options, the DAVIS data options, value
+//! checks for numeric options, loading the model, the tracker configuration from the options.
+
+use reuse_vos::engine::EngineKind;
+use reuse_vos::io::{Dataset, DatasetKind};
+use reuse_vos::model::Model;
+use reuse_vos::model::Weights;
+use reuse_vos::model::backbone::BackboneSpec;
+use reuse_vos::model::online::TargetInput;
+use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use reuse_vos::track::safety::SafetyNet;
+use reuse_vos::track::tracker::memory::{MemoryConfig, ReadoutSettings};
+use reuse_vos::track::{TrackerConfig, TrackerKind};
+use std::path::{Path, PathBuf};
+
+/// The networks and how to run them.
+#[derive(clap::Args, Clone)]
+pub(crate) struct ModelArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// What scores each object on computed frames: FRTM's online target model, a memory of
+    /// frames matched top-k (REMN-style), or both fused.
+    #[arg(long, value_enum, default_value = "frtm")]
+    pub(crate) tracker: TrackerKind,
+    /// Memory: candidates kept per query cell.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) mem_top_k: usize,
+    /// Memory: softmax temperature on cosine similarities.
+    #[arg(long, value_parser = positive, default_value_t = 0.1)]
+    pub(crate) mem_temperature: f32,
+    /// Memory: local window radius in stride-8 cells for tracked frames.
+    #[arg(long, default_value_t = 12)]
+    pub(crate) mem_radius: usize,
+    /// Memory: match the given frames over the whole frame (else in the local window).
+    #[arg(long)]
+    pub(crate) mem_global_given: bool,
+    /// Memory: tracked frames kept.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) mem_slots: usize,
+    /// Memory: write a tracked frame when 1 − IoU with the last written mask exceeds this...
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.1)]
+    pub(crate) mem_write_change: f32,
+    /// Memory: ...or every this many frames.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) mem_write_every: usize,
+    /// Fusion: the memory's weight in the fused score (the target model's: 1 − w).
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.5)]
+    pub(crate) fusion_weight: f32,
+    /// Skip the refinement decoder: the tracker's score, upsampled, is the probability
+    /// (only the memory tracker's score is a probability; it is read so by default until a
+    /// decoder is trained for it).
+    #[arg(long)]
+    pub(crate) no_decoder: bool,
+    /// Decoder weights (safetensors, or a training checkpoint .bpk), each with its config
+    /// (`.json`) beside it. Default: the embedded trained decoder.
+    #[arg(long)]
+    pub(crate) decoder: Option<PathBuf>,
+    /// Channels of each object's target-model projection.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) target_channels: usize,
+    /// Backbone features the target model reads.
+    #[arg(long, value_enum, default_value = "s16")]
+    pub(crate) target_input: TargetInput,
+    /// Synthetic first-frame views the target model learns from (0..=6).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) augment: usize,
+    /// Refine each target model every this many tracked frames (0 = never, the default:
+    /// cross-validated J&F 73.3 against 72.2 refining every 8, and no drift on long videos).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) update_every: usize,
+    /// Weight of each new sample in a target model's memory relative to the previous one
+    /// (1/(1 − lr) growth; smaller keeps the given mask's samples weightier).
+    #[arg(long, value_parser = below_one, default_value_t = 0.1)]
+    pub(crate) target_lr: f32,
+    /// Keep the given mask's samples in each target model's memory for the whole video (FRTM
+    /// lets later samples replace them).
+    #[arg(long)]
+    pub(crate) keep_given: bool,
+    /// Reuse-path weights (safetensors). Default: the embedded trained ones.
+    #[arg(long)]
+    pub(crate) reuse: Option<PathBuf>,
+    /// When a frame reuses the last computed one: the learned gate, never (baseline), copy the
+    /// previous mask, fusion of copy and translation, or the ground-truth oracle (`run` only).
+    #[arg(long, value_enum, default_value = "learned")]
+    pub(crate) gate: GatePolicy,
+    /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.7)]
+    pub(crate) tau: f32,
+    /// `fusion`: copy the previous mask when P(reuse) > τ2, take the reuse path between τ and
+    /// τ2.
+    #[arg(long, value_parser = unit_interval, default_value_t = 0.9)]
+    pub(crate) tau2: f32,
+    /// Turn off the safety net that recomputes a frame the gate would reuse when the object
+    /// reused --max-streak frames in a row, when it moved more than --max-motion or
+    /// changed more than --max-change, or
+    /// when the reused mask jumped (--max-area-ratio, --max-shift).
+    #[arg(long)]
+    pub(crate) no_safety_net: bool,
+    /// `--gate motion`: a copy follows the object — the last computed mask moved by the shift
+    /// measured on the luma cells, judged by the change left after that shift.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Safety net: most reused frames in a row per object.
+    #[arg(long, default_value_t = SafetyNet::default().max_streak)]
+    pub(crate) max_streak: usize,
+    /// Safety net: largest motion of the object since its last computed frame, as a share of
+    /// its size (√area).
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_motion)]
+    pub(crate) max_motion: f32,
+    /// Safety net: largest mean absolute luma change (0..1) of the object's 4×4-pixel cells
+    /// where it was on its last computed frame.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_change)]
+    pub(crate) max_change: f32,
+    /// Safety net: largest area ratio (either way) of a reused mask against the last computed.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_area_ratio)]
+    pub(crate) max_area_ratio: f32,
+    /// Safety net: largest move of a reused mask's centre, as a share of √area.
+    #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_shift)]
+    pub(crate) max_shift: f32,
+    /// What a reused frame does with the last computed frame's score map and decoder state:
+    /// use them as stored, add the Δ-generator's change to the score, or also translate the
+    /// state with the refine-translator (the paper's path). The shallow decoder stages always
+    /// run on the current frame.
+    #[arg(long, value_enum, default_value = "stored")]
+    pub(crate) reuse_mode: ReuseMode,
+}
+
+/// Options shared by the commands that run networks.
+#[derive(clap::Args, Clone)]
+pub(crate) struct EngineArgs {
+    /// Engine: ort (ONNX Runtime) or burn. Default: ort when libonnxruntime loads, else burn.
+    #[arg(long, value_enum)]
+    pub(crate) engine: Option<EngineKind>,
+    /// Backbone weights (safetensors, torchvision names). Default: the embedded MobileNetV2.
+    #[arg(long)]
+    pub(crate) weights: Option<PathBuf>,
+    /// Threads for the engine.
+    #[arg(long, value_parser = thread_count, default_value_t = 2)]
+    pub(crate) threads: usize,
+}
+
+/// Which DAVIS data a command reads: the same options, with the same defaults, on every command.
+#[derive(clap::Args, Clone)]
+pub(crate) struct DavisArgs {
+    /// DAVIS root (JPEGImages/480p, Annotations/480p).
+    #[arg(long)]
+    pub(crate) davis: PathBuf,
+    /// 2016: grey annotations, one object per sequence; 2017: palette annotations, ids 1..N.
+    /// Default: told by the root's first annotation (grey or palette).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2016..=2017))]
+    pub(crate) year: Option<u16>,
+    /// Set name (ImageSets/2017/<set>.txt, or ImageSets/480p/<set>.txt for 2016) or a list
+    /// file, e.g. splits/fit.txt. Default: every annotated sequence.
+    #[arg(long, conflicts_with = "sequences")]
+    pub(crate) set: Option<String>,
+    /// Comma-separated sequence names.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) sequences: Option<Vec<String>>,
+}
+
+impl DavisArgs {
+    pub(crate) fn kind(&self) -> anyhow::Result<DatasetKind> {
+        Ok(match self.year {
+            Some(2016) => DatasetKind::Davis2016,
+            Some(_) => DatasetKind::Davis2017,
+            None => DatasetKind::detect(&self.davis)?,
+        })
+    }
+
+    pub(crate) fn open(&self) -> anyhow::Result<Dataset> {
+        let (set, seqs) = (self.set.as_deref(), self.sequences.as_deref());
+        Ok(Dataset::open(&self.davis, self.kind()?, set, seqs)?)
+    }
+
+    /// The name a selection is reported under: the set name, a list file's stem, or "all".
+    pub(crate) fn label(&self) -> String {
+        match &self.set {
+            Some(s) => Path::new(s)
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| s.to_string()),
+            None if self.sequences.is_some() => "custom".into(),
+            None => "all".into(),
+        }
+    }
+}
+
+/// A number in [0, 1] (NaN and infinities refused).
+pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in [0, 1]"))
+    }
+}
+
+/// A number in [0, 1).
+pub(crate) fn below_one(s: &str) -> Result<f32, String> {
+    let v = unit_interval(s)?;
+    if v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be below 1"))
+    }
+}
+
+/// A finite number above 0.
+pub(crate) fn positive(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be a finite number above 0"))
+    }
+}
+
+/// 1 up to four threads per core of this machine (more only thrashes, and ONNX Runtime
+/// allocates per thread).
+pub(crate) fn thread_count(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{e}"))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if (1..=4 * cores).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} threads: use 1 to {} on this machine ({cores} cores)",
+            4 * cores
+        ))
+    }
+}
+
+pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub(crate) fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
+    Ok(match &args.weights {
+        Some(p) => BackboneSpec::from_weights(&Weights::load(p)?)?,
+        None => BackboneSpec::embedded()?,
+    })
+}
+
+pub(crate) fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
+    load_model_for(args, args.tracker)
+}
+
+/// The embedded networks with `tracker`'s decoder, and the user's overrides.
+pub(crate) fn load_model_for(args: &ModelArgs, tracker: TrackerKind) -> anyhow::Result<Model> {
+    let mut model = Model::embedded_for(&tracker.to_string())?;
+    if let Some(p) = &args.decoder {
+        model = model.with_decoder_file(p)?;
+    }
+    if let Some(w) = &args.engine.weights {
+        model = model.with_backbone_weights(w)?;
+    }
+    if let Some(r) = &args.reuse {
+        model = model.with_reuse_file(r)?;
+    }
+    Ok(model)
+}
+
+pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig {
+    let mut cfg = TrackerConfig {
+        tracker: args.tracker,
+        engine: args.engine.engine,
+        threads,
+        augment: args.augment.min(6),
+        ..Default::default()
+    };
+    cfg.memory = MemoryConfig {
+        readout: ReadoutSettings {
+            top_k: args.mem_top_k.max(1),
+            temperature: args.mem_temperature.max(1e-4),
+            radius: args.mem_radius,
+            global_given: args.mem_global_given,
+        },
+        slots: args.mem_slots,
+        write_change: args.mem_write_change,
+        write_every: args.mem_write_every.max(1),
+    };
+    cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
+    cfg.decoder = !args.no_decoder;
+    cfg.target.channels = args.target_channels.max(1);
+    cfg.target.input = args.target_input;
+    cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);
+    cfg.target.keep_given = args.keep_given;
+    cfg.gate = GateSettings {
+        policy: args.gate,
+        tau: args.tau,
+        tau2: args.tau2,
+        mode: args.reuse_mode,
+        safety: SafetyNet {
+            enabled: !args.no_safety_net,
+            max_streak: args.max_streak,
+            max_motion: args.max_motion,
+            max_change: args.max_change,
+            max_area_ratio: args.max_area_ratio,
+            max_shift: args.max_shift,
+        },
+        follow: args.follow,
+    };
+    cfg.target.update_every = if args.update_every == 0 {
+        usize::MAX
+    } else {
+        args.update_every
+    };
+    cfg
+}
+
+/// Hex SHA-256 of bytes (for the weight manifest).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,277 @@
+//! `weights`, `inspect` and `bench`: weight files, a look inside the networks, speed figures.
+
+use crate::shared::*;
+use anyhow::Context;
+use clap::Subcommand;
+use reuse_vos::engine::EngineKind;
+use reuse_vos::io::Frame;
+use reuse_vos::model::Model;
+use reuse_vos::model::Weights;
+use reuse_vos::model::backbone::normalize;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum WeightsCommand {
+    /// Export a decoder training checkpoint (.bpk) as safetensors (the shipped format).
+    ExportDecoder {
+        checkpoint: PathBuf,
+        output: PathBuf,
+    },
+    /// Average several weight files of the same network (training snapshots) into one.
+    Average {
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Two or more safetensors files.
+        #[arg(required = true, num_args = 2..)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
+    Import {
+        /// The .pth / .pt file.
+        input: PathBuf,
+        /// The .safetensors file to write.
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum InspectCommand {
+    /// Write the target model's first-frame training views (real + synthetic) as PNGs.
+    Augment {
+        image: PathBuf,
+        /// The object's mask (any non-zero id counts as the object).
+        #[arg(long)]
+        mask: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the four backbone taps of one image (s4, s8, s16, s32; f32 NCHW) to safetensors.
+    Features {
+        image: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Backbone to stride 32 and to stride 8, on each available engine (or the one given).
+    Backbone {
+        /// Frame to run on (default: a 854x480 DAVIS frame from ../shared if present, else a
+        /// synthetic frame of --size).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// WIDTHxHEIGHT of the synthetic frame.
+        #[arg(long, default_value = "854x480")]
+        size: String,
+        /// Timed runs per measurement (after 2 warm-up runs).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+pub(crate) fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
+    match cmd {
+        WeightsCommand::ExportDecoder { checkpoint, output } => {
+            let model = Model::embedded()?.with_decoder_file(&checkpoint)?;
+            reuse_vos::model::load::save_with_config(
+                &model.decoder,
+                &model.decoder_config,
+                &output,
+            )?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        WeightsCommand::Average { out, inputs } => {
+            let sets = inputs
+                .iter()
+                .map(|p| Weights::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut meta = std::collections::BTreeMap::new();
+            let names: Vec<String> = inputs
+                .iter()
+                .map(|p| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            meta.insert("averaged_from".into(), names.join(","));
+            let bytes = Weights::average(&sets)?.to_safetensors(meta)?;
+            // The inputs share one network config (averaging checks their shapes): keep it.
+            let config: serde_json::Value = reuse_vos::model::load::read_config(&inputs[0])?;
+            reuse_vos::model::load::save_config(&config, &out)?;
+            reuse_vos::io::atomic::write_bytes(&out, &bytes)?;
+            println!("averaged {} files into {}", inputs.len(), out.display());
+            Ok(())
+        }
+        WeightsCommand::Import { input, output } => {
+            let (weights, skipped) = Weights::import_pytorch(&input)?;
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let sha = sha256_hex(&bytes);
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert(
+                "source".into(),
+                input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            meta.insert("source_sha256".into(), sha.clone());
+            let out = weights.to_safetensors(meta)?;
+            reuse_vos::io::atomic::write_bytes(&output, &out)?;
+            let values: usize = weights.tensors.values().map(|t| t.data.len()).sum();
+            println!(
+                "imported {} tensors ({values} values) from {} (sha256 {sha}) into {}",
+                weights.tensors.len(),
+                input.display(),
+                output.display()
+            );
+            if !skipped.is_empty() {
+                println!(
+                    "left out {} non-float tensors, e.g. {}",
+                    skipped.len(),
+                    skipped[0]
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
+    match cmd {
+        InspectCommand::Augment { image, mask, out } => {
+            let frame = Frame::load(&image)?;
+            let m = reuse_vos::io::Mask::read_binary(&mask)?;
+            m.check_size(frame.width, frame.height, &mask)?;
+            let views = reuse_vos::model::online::augment::views(&frame, &m.ids, 6);
+            for (i, v) in views.iter().enumerate() {
+                let img =
+                    image::RgbImage::from_raw(v.frame.width, v.frame.height, v.frame.rgb.clone())
+                        .ok_or_else(|| anyhow::anyhow!("bad view size"))?;
+                let p = out.join(format!("view{i}.png"));
+                std::fs::create_dir_all(&out)?;
+                img.save(&p)?;
+                let mm = reuse_vos::io::Mask {
+                    width: v.frame.width,
+                    height: v.frame.height,
+                    ids: v.mask.clone(),
+                };
+                mm.save(&out.join(format!("view{i}_mask.png")))?;
+            }
+            println!("wrote {} views to {}", views.len(), out.display());
+            Ok(())
+        }
+        InspectCommand::Features { image, out, engine } => {
+            let frame = Frame::load(&image)?;
+            let spec = backbone_spec(&engine)?;
+            let mut net = reuse_vos::engine::backbone(&spec, engine.engine, engine.threads)?;
+            let pyramid = net.pyramid(&normalize(&frame))?;
+            let mut w = Weights::default();
+            for (name, map) in pyramid.named() {
+                w.tensors.insert(
+                    name.to_string(),
+                    reuse_vos::model::weights::WeightTensor {
+                        shape: map.shape().to_vec(),
+                        data: map.data.clone(),
+                    },
+                );
+            }
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert("image".into(), image.display().to_string());
+            meta.insert("engine".into(), net.kind().to_string());
+            reuse_vos::io::atomic::write_bytes(&out, &w.to_safetensors(meta)?)?;
+            for (name, map) in pyramid.named() {
+                println!("{name}: {:?}", map.shape());
+            }
+            println!("engine {}; wrote {}", net.kind(), out.display());
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn median_ms(
+    mut f: impl FnMut() -> anyhow::Result<()>,
+    runs: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    for _ in 0..2 {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = std::time::Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    t.sort_by(f64::total_cmp);
+    Ok((t[t.len() / 2], t[0], t[t.len() - 1]))
+}
+
+pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Backbone {
+            image,
+            size,
+            runs,
+            engine,
+        } => {
+            let default_frame =
+                PathBuf::from("../shared/data/davis2016-train/JPEGImages/480p/bear/00000.jpg");
+            let frame = match image {
+                Some(p) => Frame::load(&p)?,
+                None if default_frame.is_file() => Frame::load(&default_frame)?,
+                None => {
+                    let (w, h) = size
+                        .split_once('x')
+                        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--size must be WIDTHxHEIGHT, got {size:?}")
+                        })?;
+                    let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+                    Frame {
+                        width: w,
+                        height: h,
+                        rgb,
+                    }
+                }
+            };
+            let spec = backbone_spec(&engine)?;
+            let input = normalize(&frame);
+            let kinds = match engine.engine {
+                Some(k) => vec![k],
+                None => vec![EngineKind::Ort, EngineKind::Burn],
+            };
+            println!(
+                "backbone MobileNetV2, {}x{}, {} threads, median of {runs} runs after 2 warm-up (min..max) in ms",
+                frame.width, frame.height, engine.threads
+            );
+            for kind in kinds {
+                let mut net = match reuse_vos::engine::backbone(&spec, Some(kind), engine.threads) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        println!("{kind:>5}: not available ({e})");
+                        continue;
+                    }
+                };
+                let (full, flo, fhi) =
+                    median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let (low, llo, lhi) =
+                    median_ms(|| net.low(&input).map(|_| ()).map_err(Into::into), runs)?;
+                let s8 = net.low(&input)?.s8;
+                let (high, hlo, hhi) =
+                    median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
+                println!(
+                    "{kind:>5}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `train`: the refinement decoder (one split or every fold) and the reuse path.
+
+use crate::shared::*;
+use reuse_vos::io::{Dataset, DatasetKind};
+use reuse_vos::model::Model;
+use reuse_vos::track::TrackerKind;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub(crate) struct TrainArgs {
+    /// The training sequences (DAVIS 2016), e.g. `--set splits/fit.txt`.
+    #[command(flatten)]
+    pub(crate) data: DavisArgs,
+    /// The tracker whose score the decoder learns to read: FRTM's target model, the memory's
+    /// propagated probability (propagated from every reference frame over the cached
+    /// features, its own errors included), or both (fusion: two channels).
+    #[arg(long, value_enum, default_value = "frtm")]
+    pub(crate) tracker: TrackerKind,
+    /// Output folder: checkpoints, loss.csv, decoder.safetensors.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Cross-validation: a folder of `fit-<k>.txt` lists (e.g. splits/folds). One decoder per
+    /// fold, trained on its list, into `<out>/fold-<k>/`, from one cache of the data (which must
+    /// hold every fold's sequences). Score each on its `dev-<k>.txt` with `run --set`.
+    #[arg(long)]
+    pub(crate) folds: Option<PathBuf>,
+    /// With --folds: only these folds (e.g. 1,2,3,4).
+    #[arg(long, value_delimiter = ',', requires = "folds")]
+    pub(crate) fold_ids: Option<Vec<usize>>,
+    #[arg(long, default_value_t = 3000)]
+    pub(crate) iterations: usize,
+    #[arg(long, default_value_t = 4)]
+    pub(crate) batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub(crate) lr: f64,
+    /// Decoder channels at strides 32,16,8,4.
+    #[arg(long, value_delimiter = ',', default_value = "32,32,32,16")]
+    pub(crate) channels: Vec<usize>,
+    /// Share of training crops centred on the object (the rest anywhere in the frame).
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) object_crops: f64,
+    /// The learning rate drops ×0.1 after this fraction of the iterations (1 = never).
+    #[arg(long, default_value_t = 0.75)]
+    pub(crate) decay_at: f64,
+    /// Keep the weights every this many iterations (decoder-<iteration>.safetensors); 0 = never.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) snapshot_every: usize,
+    /// What to train: the refinement decoder, or the reuse path over a frozen decoder.
+    #[arg(long, value_enum, default_value = "decoder")]
+    pub(crate) stage: Stage,
+    /// `--stage gate`: the frozen decoder (default: the embedded one).
+    #[arg(long)]
+    pub(crate) decoder: Option<PathBuf>,
+    /// `--stage gate`: margin m1 (P_target = max(m, IoU), m rises to m1 at iteration --ep-t).
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) m1: f64,
+    /// `--stage gate`: margin m2 (no loss while |P_gate − P_target| < m2).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) m2: f64,
+    /// `--stage gate`: the iteration at which m reaches m1 (the paper's ep_T, in iterations).
+    #[arg(long)]
+    pub(crate) ep_t: Option<usize>,
+    /// `--stage gate`: frames after the reference in each clip.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) clip: usize,
+    /// `--stage gate`: weight of an extra loss pulling the translated decoder state towards
+    /// the deep stages' state (0 = the paper's loss).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) state_loss: f64,
+    /// `--stage gate`: largest gap between consecutive clip frames.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) max_step: usize,
+    /// `--stage gate`: smallest gap (0 lets a clip repeat a frame: nothing changed).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) min_step: usize,
+    /// `--stage gate`: weight each sample's Δ, BCE and state losses by its (detached)
+    /// P(reuse), so the reuse path learns on the frames it will be used on (not in the paper).
+    #[arg(long)]
+    pub(crate) weight_by_gate: bool,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Stage {
+    Decoder,
+    Gate,
+}
+
+pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    if args.data.kind()? != DatasetKind::Davis2016 {
+        anyhow::bail!(
+            "{}: training reads DAVIS 2016 (grey annotations, one object per sequence)",
+            args.data.davis.display()
+        );
+    }
+    let dataset = args.data.open()?;
+    let spec = backbone_spec(&args.engine)?;
+    let mut engine = reuse_vos::engine::backbone(&spec, args.engine.engine, args.engine.threads)?;
+    if args.stage == Stage::Gate {
+        return run_train_gate(&args, &dataset, engine.as_mut());
+    }
+    let channels: [usize; 4] = args
+        .channels
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--channels needs 4 values"))?;
+    let cfg = reuse_vos::jobs::train::TrainConfig {
+        iterations: args.iterations,
+        batch: args.batch,
+        learning_rate: args.lr,
+        decoder: reuse_vos::jobs::train::DecoderChannels { channels },
+        object_crops: args.object_crops.clamp(0.0, 1.0),
+        decay_at: args.decay_at,
+        snapshot_every: args.snapshot_every,
+        score: reuse_vos::jobs::train::propagate::ScoreSource {
+            tracker: args.tracker,
+            memory: Default::default(),
+        },
+        ..Default::default()
+    };
+    let bar = progress_bar(0, "train");
+    let start = std::time::Instant::now();
+    if let Some(dir) = &args.folds {
+        let folds = read_folds(dir, args.fold_ids.as_deref())?;
+        let states = reuse_vos::jobs::train::train_folds(
+            &dataset,
+            engine.as_mut(),
+            &args.out,
+            &cfg,
+            &folds,
+            args.resume,
+            &bar,
+        )?;
+        bar.finish();
+        for (fold, state) in folds.iter().zip(&states) {
+            let weights = args.out.join(&fold.name).join("decoder.safetensors");
+            report_trained(state, start, &weights);
+        }
+        return Ok(());
+    }
+    let state = reuse_vos::jobs::train::train(
+        &dataset,
+        engine.as_mut(),
+        &args.out,
+        &cfg,
+        args.resume,
+        &bar,
+    )?;
+    bar.finish();
+    report_trained(&state, start, &args.out.join("decoder.safetensors"));
+    Ok(())
+}
+
+/// The folds of a folder of `fit-<k>.txt` lists, in order of k (only `ids`, when given).
+pub(crate) fn read_folds(
+    dir: &Path,
+    ids: Option<&[usize]>,
+) -> anyhow::Result<Vec<reuse_vos::jobs::train::Fold>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let k = name
+            .strip_prefix("fit-")
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|k| k.parse::<usize>().ok());
+        if let Some(k) = k.filter(|k| ids.is_none_or(|ids| ids.contains(k))) {
+            found.push((k, entry.path()));
+        }
+    }
+    found.sort();
+    if let Some(missing) =
+        ids.and_then(|ids| ids.iter().find(|i| !found.iter().any(|f| f.0 == **i)))
+    {
+        anyhow::bail!("{}: no fit-{missing}.txt", dir.display());
+    }
+    if found.is_empty() {
+        anyhow::bail!("{}: no fit-<k>.txt fold lists", dir.display());
+    }
+    let mut folds = Vec::new();
+    for (k, path) in found {
+        let fit = reuse_vos::io::dataset::read_set_file(&path)?;
+        folds.push(reuse_vos::jobs::train::Fold {
+            name: format!("fold-{k}"),
+            fit,
+        });
+    }
+    Ok(folds)
+}
+
+pub(crate) fn report_trained(
+    state: &reuse_vos::jobs::train::TrainState,
+    start: std::time::Instant,
+    weights: &Path,
+) {
+    println!(
+        "trained {} iterations ({:.0} s of training, {:.0} s this run); weights in {}",
+        state.iteration,
+        state.seconds,
+        start.elapsed().as_secs_f64(),
+        weights.display()
+    );
+}
+
+pub(crate) fn run_train_gate(
+    args: &TrainArgs,
+    dataset: &Dataset,
+    engine: &mut dyn reuse_vos::engine::BackboneEngine,
+) -> anyhow::Result<()> {
+    let mut model = Model::embedded()?;
+    if let Some(p) = &args.decoder {
+        model = model.with_decoder_file(p)?;
+    }
+    let cfg = reuse_vos::jobs::train::gate::GateTrainConfig {
+        iterations: args.iterations,
+        batch: args.batch,
+        learning_rate: args.lr,
+        m1: args.m1,
+        m2: args.m2,
+        ep_t: args.ep_t.unwrap_or(args.iterations),
+        clip: args.clip.max(1),
+        max_step: args.max_step.max(1),
+        min_step: args.min_step.min(args.max_step.max(1)),
+        weight_by_gate: args.weight_by_gate,
+        snapshot_every: args.snapshot_every,
+        state_loss: args.state_loss.max(0.0),
+        ..Default::default()
+    };
+    let bar = progress_bar(0, "train");
+    let start = std::time::Instant::now();
+    let state = reuse_vos::jobs::train::gate::train_gate(
+        dataset,
+        engine,
+        &model.decoder,
+        &model.decoder_config,
+        &args.out,
+        &cfg,
+        args.resume,
+        &bar,
+    )?;
+    bar.finish();
+    report_trained(&state, start, &args.out.join("reuse.safetensors"));
+    Ok(())
+}
