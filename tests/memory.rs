@@ -173,8 +173,21 @@ fn the_fusion_tracker_reads_both_scores_through_its_decoder() {
         ..Default::default()
     };
     let mut s = Session::new(&model, cfg).unwrap();
-    // Its gate was trained over FRTM's decoder: every frame is computed.
-    assert_eq!(s.gate().policy, GatePolicy::Never);
+    // The default gate (motion) runs on every tracker; the learned one was trained over FRTM's
+    // decoder: asked for on fusion, every frame is computed.
+    assert_eq!(s.gate().policy, GatePolicy::Motion);
+    let learned = TrackerConfig {
+        tracker: TrackerKind::Fusion,
+        gate: GateSettings {
+            policy: GatePolicy::Learned,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        Session::new(&model, learned).unwrap().gate().policy,
+        GatePolicy::Never
+    );
     let frames: Vec<Frame> = (0..8).map(|i| frame("rhino", i)).collect();
     let outs = track(&mut s, truth("rhino", 0), &frames);
     let mean = (1..8).map(|i| j(&outs[i], &truth("rhino", i))).sum::<f64>() / 7.0;

@@ -157,3 +157,33 @@ fn the_motion_gate_copies_a_still_object_without_the_networks_on_any_tracker() {
         assert!(jm > jc - 0.05, "{tracker}: {:?}", paths(&moving));
     }
 }
+
+#[test]
+fn the_default_gate_follows_a_sliding_object_with_shifted_copies() {
+    // The bear at half size sliding 8 px per frame over a still boat frame: its cells match
+    // exactly after the shift, so copies moved by it stand in for computed frames.
+    let (object, mask) = (frame("bear", 0), gt("bear", 0));
+    let background = frame("boat", 0);
+    let (frames, truth): (Vec<Frame>, Vec<Mask>) = (0..13)
+        .map(|i| common::paste(&object, &mask, 0.5, &background, (40 + 8 * i as i64, 120)))
+        .unzip();
+    let never = GateSettings {
+        policy: GatePolicy::Never,
+        ..Default::default()
+    };
+    let baseline = track(session(never), &frames, truth[0].clone());
+    let outs = track(session(GateSettings::default()), &frames, truth[0].clone());
+    let p = paths(&outs);
+    let copied = p[1..].iter().filter(|&&p| p == Path::Copied).count();
+    let (jb, jf) = (mean_j(&baseline, &truth), mean_j(&outs, &truth));
+    eprintln!("sliding object: J {jb:.3} computed, {jf:.3} followed; paths {p:?}");
+    assert!(copied >= 4, "{p:?}");
+    assert!(jf > jb - 0.05, "J {jf} against {jb} without reuse");
+    // A copy that did not follow would stay behind: the followed one moved with the object.
+    let last_copy = (1..outs.len())
+        .rev()
+        .find(|&i| p[i] == Path::Copied)
+        .unwrap();
+    let j_copy = jaccard(&truth[last_copy].ids, 1, &outs[last_copy].mask.ids, 1);
+    assert!(j_copy > 0.8, "frame {last_copy}: J {j_copy}");
+}

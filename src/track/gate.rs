@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum GatePolicy {
     /// The learned gate: take the reuse path (see [`ReuseMode`]) when P(reuse) > τ.
-    #[default]
     Learned,
     /// Always the full path (the baseline tracker).
     Never,
@@ -20,10 +19,11 @@ pub enum GatePolicy {
     /// Reuse when the ground-truth IoU between this frame and the last computed one is > τ
     /// (needs annotations of every frame: the paper's g_IoU).
     Oracle,
-    /// Training-free, on every tracker: copy the object's last mask when it has not moved
-    /// since its last computed frame and its pixels barely changed (P = 1 − luma change / 0.05,
-    /// against τ). Decided from 4×4-pixel luma cells before the backbone: a frame where every
-    /// object copies skips the networks.
+    /// The default. Training-free, on every tracker: copy the object's last computed mask,
+    /// moved by the shift its 4×4-pixel luma cells show, when the change left after that shift
+    /// is small (P = 1 − change / 0.133, against τ). Decided before the backbone: a frame where
+    /// every object copies runs no network.
+    #[default]
     Motion,
 }
 
@@ -126,21 +126,16 @@ pub struct GateSettings {
     /// The checks that turn a risky reuse back into a computed frame.
     #[serde(default = "super::safety::SafetyNet::off")]
     pub safety: super::safety::SafetyNet,
-    /// `motion`: a copy follows the object (the last computed mask moved by the measured
-    /// shift; only the change left after it counts).
-    #[serde(default)]
-    pub follow: bool,
 }
 
 impl Default for GateSettings {
     fn default() -> Self {
         GateSettings {
-            policy: GatePolicy::Learned,
+            policy: GatePolicy::Motion,
             tau: 0.7,
             tau2: 0.9,
             mode: ReuseMode::Stored,
             safety: Default::default(),
-            follow: false,
         }
     }
 }
@@ -165,9 +160,9 @@ impl GateSettings {
         self.can_reuse() && self.policy != GatePolicy::Motion
     }
 
-    /// Whether copies follow the object's measured shift.
+    /// Whether copies follow the object's measured shift (the motion policy's copies do).
     pub fn follows(&self) -> bool {
-        self.follow && self.policy == GatePolicy::Motion && self.can_reuse()
+        self.policy == GatePolicy::Motion && self.can_reuse()
     }
 
     /// Whether the learned gate (and Δ) must run for a frame.

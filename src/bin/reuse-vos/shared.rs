@@ -79,9 +79,11 @@ pub(crate) struct ModelArgs {
     /// Reuse-path weights (safetensors). Default: the embedded trained ones.
     #[arg(long)]
     pub(crate) reuse: Option<PathBuf>,
-    /// When a frame reuses the last computed one: the learned gate, never (baseline), copy the
-    /// previous mask, fusion of copy and translation, or the ground-truth oracle (`run` only).
-    #[arg(long, value_enum, default_value = "learned")]
+    /// When a frame reuses the last computed one: motion (training-free: copy the last computed
+    /// mask moved by the measured shift when little else changed; the default), the learned
+    /// gate, never (baseline), copy the previous mask, fusion of copy and translation, or the
+    /// ground-truth oracle (`run` only).
+    #[arg(long, value_enum, default_value = "motion")]
     pub(crate) gate: GatePolicy,
     /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
     #[arg(long, value_parser = unit_interval, default_value_t = 0.7)]
@@ -96,10 +98,6 @@ pub(crate) struct ModelArgs {
     /// when the reused mask jumped (--max-area-ratio, --max-shift).
     #[arg(long)]
     pub(crate) no_safety_net: bool,
-    /// `--gate motion`: a copy follows the object — the last computed mask moved by the shift
-    /// measured on the luma cells, judged by the change left after that shift.
-    #[arg(long)]
-    pub(crate) follow: bool,
     /// Safety net: most reused frames in a row per object.
     #[arg(long, default_value_t = SafetyNet::default().max_streak)]
     pub(crate) max_streak: usize,
@@ -307,7 +305,6 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
             max_area_ratio: args.max_area_ratio,
             max_shift: args.max_shift,
         },
-        follow: args.follow,
     };
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX

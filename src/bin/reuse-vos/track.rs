@@ -104,7 +104,7 @@ pub(crate) struct SweepArgs {
         long = "gates",
         value_delimiter = ',',
         value_enum,
-        default_value = "learned,copy,fusion,oracle"
+        default_value = "motion,learned,copy,fusion,oracle"
     )]
     pub(crate) gates: Vec<GatePolicy>,
     /// Reuse modes to run, for the policies that take the reuse path (learned, fusion, oracle).
