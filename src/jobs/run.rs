@@ -100,6 +100,19 @@ impl Shard {
     }
 }
 
+/// A sequence to track: its annotations and frames (`eval` needs only the annotations; a
+/// missing frame folder is an error here, named).
+fn with_frames(dataset: &Dataset, seq: &str) -> Result<SequenceInfo> {
+    let info = dataset.sequence(seq)?;
+    if info.frames.is_empty() {
+        return Err(Error::Missing {
+            path: dataset.frames_dir(seq),
+            what: "the sequence's frames (JPEG/PNG) to track".into(),
+        });
+    }
+    Ok(info)
+}
+
 /// Tracks every sequence of `dataset` into `<out>/<sequence>/` (per-frame figures in
 /// `<out>/stats/<sequence>.json`, the split's in `<out>/timing.json`, or the shard's timing
 /// file; the caller selects the shard's sequences), `jobs` sequences at a time
@@ -117,17 +130,7 @@ pub fn run_dataset(
     let infos = dataset
         .sequences
         .iter()
-        .map(|s| {
-            let info = dataset.sequence(s)?;
-            if info.frames.is_empty() {
-                // `eval` needs only annotations; tracking needs the frames.
-                return Err(Error::Missing {
-                    path: dataset.frames_dir(s),
-                    what: "the sequence's frames (JPEG/PNG) to track".into(),
-                });
-            }
-            Ok(info)
-        })
+        .map(|s| with_frames(dataset, s))
         .collect::<Result<Vec<_>>>()?;
     let start = Instant::now();
     let next = AtomicUsize::new(0);
