@@ -58,20 +58,33 @@ fn mean_j(outs: &[FrameOutput], truth: &[Mask]) -> f64 {
     js.iter().sum::<f64>() / js.len() as f64
 }
 
-#[test]
-fn a_fast_object_is_not_reused_into_collapse() {
-    // The bear, cut out at half size, crossing a still boat frame at 40 px per frame.
+/// The bear, cut out at half size, sliding over a still boat frame: `n` frames, starting at
+/// x = `x0`, `step` px per frame; with its masks.
+fn sliding_bear(n: usize, x0: i64, step: i64) -> (Vec<Frame>, Vec<Mask>) {
     let (object, mask) = (frame("bear", 0), gt("bear", 0));
     let background = frame("boat", 0);
-    let (frames, truth): (Vec<Frame>, Vec<Mask>) = (0..10)
-        .map(|i| common::paste(&object, &mask, 0.5, &background, (20 + 40 * i as i64, 120)))
-        .unzip();
+    (0..n as i64)
+        .map(|i| common::paste(&object, &mask, 0.5, &background, (x0 + step * i, 120)))
+        .unzip()
+}
+
+/// The masks without reuse and with the default gate.
+fn never_and_default(frames: &[Frame], first: &Mask) -> (Vec<FrameOutput>, Vec<FrameOutput>) {
     let never = GateSettings {
         policy: GatePolicy::Never,
         ..Default::default()
     };
-    let baseline = track(session(never), &frames, truth[0].clone());
-    let with_net = track(session(GateSettings::default()), &frames, truth[0].clone());
+    (
+        track(session(never), frames, first.clone()),
+        track(session(GateSettings::default()), frames, first.clone()),
+    )
+}
+
+#[test]
+fn a_fast_object_is_not_reused_into_collapse() {
+    // Crossing the frame at 40 px per frame.
+    let (frames, truth) = sliding_bear(10, 20, 40);
+    let (baseline, with_net) = never_and_default(&frames, &truth[0]);
     let (jb, jn) = (mean_j(&baseline, &truth), mean_j(&with_net, &truth));
     eprintln!(
         "fast object: J {jb:.3} computed, {jn:.3} with the gate and its net; paths {:?}",
@@ -116,11 +129,7 @@ fn a_static_clip_is_reused_up_to_the_streak_bound_deterministically() {
 fn the_motion_gate_copies_a_still_object_without_the_networks_on_any_tracker() {
     use reuse_vos::track::TrackerKind;
     let still: Vec<Frame> = (0..8).map(|_| frame("rhino", 0)).collect();
-    let (object, mask) = (frame("bear", 0), gt("bear", 0));
-    let background = frame("boat", 0);
-    let (fast, truth): (Vec<Frame>, Vec<Mask>) = (0..8)
-        .map(|i| common::paste(&object, &mask, 0.5, &background, (20 + 40 * i as i64, 120)))
-        .unzip();
+    let (fast, truth) = sliding_bear(8, 20, 40);
     for tracker in [TrackerKind::Frtm, TrackerKind::Memory] {
         let make = |policy| {
             Session::new(
@@ -162,17 +171,8 @@ fn the_motion_gate_copies_a_still_object_without_the_networks_on_any_tracker() {
 fn the_default_gate_follows_a_sliding_object_with_shifted_copies() {
     // The bear at half size sliding 8 px per frame over a still boat frame: its cells match
     // exactly after the shift, so copies moved by it stand in for computed frames.
-    let (object, mask) = (frame("bear", 0), gt("bear", 0));
-    let background = frame("boat", 0);
-    let (frames, truth): (Vec<Frame>, Vec<Mask>) = (0..13)
-        .map(|i| common::paste(&object, &mask, 0.5, &background, (40 + 8 * i as i64, 120)))
-        .unzip();
-    let never = GateSettings {
-        policy: GatePolicy::Never,
-        ..Default::default()
-    };
-    let baseline = track(session(never), &frames, truth[0].clone());
-    let outs = track(session(GateSettings::default()), &frames, truth[0].clone());
+    let (frames, truth) = sliding_bear(13, 40, 8);
+    let (baseline, outs) = never_and_default(&frames, &truth[0]);
     let p = paths(&outs);
     let copied = p[1..].iter().filter(|&&p| p == Path::Copied).count();
     let (jb, jf) = (mean_j(&baseline, &truth), mean_j(&outs, &truth));
