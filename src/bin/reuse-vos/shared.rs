@@ -20,7 +20,7 @@ pub(crate) struct ModelArgs {
     pub(crate) engine: EngineArgs,
     /// What scores each object on computed frames: FRTM's online target model, a memory of
     /// frames matched top-k (REMN-style), or both fused.
-    #[arg(long, value_enum, default_value = "frtm")]
+    #[arg(long, value_enum, default_value = "fusion")]
     pub(crate) tracker: TrackerKind,
     /// Memory: candidates kept per query cell.
     #[arg(long, default_value_t = 5)]
