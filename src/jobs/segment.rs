@@ -318,12 +318,6 @@ fn open_job(job: &SegmentJob, config: &TrackerConfig) -> Result<Option<Opened>> 
 /// Refuses outputs that are, or would overwrite, the user's inputs: `--out` as the frame
 /// folder, `--overlay` as the input video or a mask, a mask among the frames or in `--out`.
 fn refuse_overwriting_inputs(job: &SegmentJob, source: &Source) -> Result<()> {
-    if job.out.exists() && !job.out.is_dir() {
-        return Err(Error::Invalid(format!(
-            "--out {}: a file, not a folder",
-            job.out.display()
-        )));
-    }
     if !source.is_video() && same_file(&job.out, &job.input) {
         return Err(Error::Invalid(format!(
             "--out {} is the input frame folder: the masks would overwrite its frames; choose another folder",

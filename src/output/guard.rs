@@ -124,15 +124,9 @@ fn is_temp(path: &Path) -> bool {
 
 /// Creates the output folder `dir`, saying plainly when the path names a file.
 pub fn make_folder(dir: &Path) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::format(
-            dir,
-            "is a file, not a folder: the output goes into a folder; choose a new name",
-        ));
-    }
     std::fs::create_dir_all(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            // `file/`: the path exists but is no folder.
+            // The path (`file` or `file/`) exists but is no folder.
             Error::format(
                 dir,
                 "is a file, not a folder: the output goes into a folder; choose a new name",

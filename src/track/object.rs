@@ -24,8 +24,9 @@ pub struct ReuseMemory {
 pub struct Anchor {
     pub thumb: std::sync::Arc<super::safety::Thumb>,
     pub footprint: super::safety::Footprint,
-    /// The object's probability on that frame (what a copy that follows the object shifts).
-    pub probability: Vec<f32>,
+    /// The object's probability on that frame (what a copy that follows the object shifts);
+    /// kept only when copies follow.
+    pub probability: Option<Vec<f32>>,
 }
 
 /// One object: its tracker model, its stored reuse state, and how far it has come.

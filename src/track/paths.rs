@@ -45,8 +45,9 @@ pub fn copied(
     shift: Option<(i32, i32)>,
     size: (usize, usize),
 ) -> PathResult {
-    let probability = match (shift, &object.anchor) {
-        (Some(by), Some(anchor)) => shifted(&anchor.probability, size, by),
+    let kept = object.anchor.as_ref().and_then(|a| a.probability.as_ref());
+    let probability = match (shift, kept) {
+        (Some(by), Some(p)) => shifted(p, size, by),
         _ => std::mem::take(&mut object.previous),
     };
     PathResult {

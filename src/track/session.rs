@@ -349,6 +349,7 @@ impl Session {
         let t = Instant::now();
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let oracle = self.oracle.is_some();
+        let follows = self.config.gate.follows();
         if let Some(FrameFeatures {
             low,
             deep: Some(deep),
@@ -379,7 +380,7 @@ impl Session {
                     model,
                     frames: 0,
                     streak: 0,
-                    anchor: anchor(&run.thumb, &previous, (w, h)),
+                    anchor: anchor(&run.thumb, &previous, (w, h), follows),
                     reuse,
                     previous,
                 });
@@ -553,6 +554,7 @@ impl Session {
         let t = Instant::now();
         let size = (run.frame.width as usize, run.frame.height as usize);
         let keep_previous = self.config.gate.copies();
+        let follows = self.config.gate.follows();
         let mut records = Vec::new();
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
@@ -564,7 +566,7 @@ impl Session {
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);
-                o.anchor = anchor(&run.thumb, &probs[k], size);
+                o.anchor = anchor(&run.thumb, &probs[k], size, follows);
             }
             if keep_previous {
                 o.previous = probs[k].clone();
@@ -642,12 +644,17 @@ fn template(
 }
 
 /// Where an object is (its probability `> 0.5`) on a frame with luma cells `thumb`; none when the
-/// session computes no cells.
-fn anchor(thumb: &Arc<Thumb>, probability: &[f32], size: (usize, usize)) -> Option<Anchor> {
+/// session computes no cells. The probability itself is kept only when copies follow.
+fn anchor(
+    thumb: &Arc<Thumb>,
+    probability: &[f32],
+    size: (usize, usize),
+    follows: bool,
+) -> Option<Anchor> {
     (thumb.width > 0).then(|| Anchor {
         thumb: thumb.clone(),
         footprint: Footprint::of(probability, size),
-        probability: probability.to_vec(),
+        probability: follows.then(|| probability.to_vec()),
     })
 }
 
