@@ -5,6 +5,8 @@
 //! the object changed enough since the last written one (adaptive update), into a bounded bank
 //! searched in a local window around each query cell (local attention).
 
+mod kernel;
+mod keys;
 pub mod readout;
 
 use super::{DeepFeatures, ObjectModel, Tracker, TrackerKind};

@@ -5,55 +5,9 @@
 //! (REMN's local attention: recent frames, so distractors far away cannot vote) or over the
 //! whole frame (frames whose mask the user gave).
 
-use crate::model::FeatureMap;
+use super::kernel::{RowPair, RowTop, scan};
+pub use super::keys::Keys;
 use rayon::prelude::*;
-
-/// One frame's keys: per cell, its L2-normalised feature vector (cell-major: `data[y][x][c]`,
-/// one contiguous vector per cell; measured faster here than channel-major runs of
-/// multiply-adds, 154 against 330 ms per frame).
-#[derive(Clone, Debug)]
-pub struct Keys {
-    pub height: usize,
-    pub width: usize,
-    pub channels: usize,
-    pub data: Vec<f32>,
-}
-
-impl Keys {
-    /// The keys of a feature map at its own resolution.
-    pub fn from_map(map: &FeatureMap) -> Keys {
-        let (c, n) = (map.channels, map.height * map.width);
-        let mut norm = vec![0f32; n];
-        for ch in 0..c {
-            for (s, &v) in norm.iter_mut().zip(&map.data[ch * n..(ch + 1) * n]) {
-                *s += v * v;
-            }
-        }
-        norm.iter_mut().for_each(|s| *s = 1.0 / s.sqrt().max(1e-6));
-        let mut data = vec![0f32; n * c];
-        for ch in 0..c {
-            for (i, (&v, &k)) in map.data[ch * n..(ch + 1) * n].iter().zip(&norm).enumerate() {
-                data[i * c + ch] = v * k;
-            }
-        }
-        Keys {
-            height: map.height,
-            width: map.width,
-            channels: c,
-            data,
-        }
-    }
-
-    /// Cell `i`'s key vector.
-    fn cell(&self, i: usize) -> &[f32] {
-        &self.data[i * self.channels..(i + 1) * self.channels]
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len() * 4
-    }
-}
 
 /// One frame in memory: its keys and the object's probability per cell.
 #[derive(Clone, Debug)]
@@ -82,23 +36,38 @@ pub struct ReadoutConfig {
 /// has only zero-valued candidates, so its probability is exactly 0 — the readout skips it.
 pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Vec<f32> {
     let (h, w) = (query.height, query.width);
+    if memory
+        .iter()
+        .any(|f| (f.keys.height, f.keys.width, f.keys.channels) != (h, w, query.channels))
+    {
+        // Frames of one video share one grid; only a caller mixing sizes gets here.
+        return readout_reference(query, memory, cfg);
+    }
     let mut out = vec![0f32; h * w];
     let Some((ys, xs)) = reachable(query, memory, cfg.radius) else {
         return out;
     };
-    let fast = fma_available();
-    let c = query.channels;
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         if !ys.contains(&y) {
             return;
         }
-        let q = &query.data[(y * w + xs.start) * c..(y * w + xs.end) * c];
-        let row = &mut row[xs.clone()];
-        if fast {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time just above).
-            unsafe { readout_row_fma(q, (h, w), xs.start, memory, cfg, y, row) }
-        } else {
-            readout_row(q, (h, w), xs.start, memory, cfg, y, row)
+        let mut top = RowTop::new(cfg.top_k, xs.len());
+        for frame in memory {
+            // A frame searched globally is a window covering the whole grid.
+            let r = if frame.global { h.max(w) } else { cfg.radius };
+            for my in y.saturating_sub(r)..(y + r + 1).min(h) {
+                let pair = RowPair {
+                    query: query.row(y),
+                    cells: (xs.start, xs.end),
+                    keys: frame.keys.row(my),
+                    values: &frame.values[my * w..(my + 1) * w],
+                    radius: r,
+                };
+                scan(&pair, query, &mut top);
+            }
+        }
+        for (i, o) in row[xs.clone()].iter_mut().enumerate() {
+            *o = top.read(i, cfg.temperature);
         }
     });
     out
@@ -138,182 +107,6 @@ fn reachable(
     })
 }
 
-#[cfg(target_arch = "x86_64")]
-fn fma_available() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn fma_available() -> bool {
-    false
-}
-
-/// [`readout_row`] compiled for AVX2 + FMA (the dot products vectorise 8 lanes wide).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn readout_row_fma(
-    queries: &[f32],
-    size: (usize, usize),
-    x0: usize,
-    memory: &[&MemoryFrame],
-    cfg: &ReadoutConfig,
-    y: usize,
-    row: &mut [f32],
-) {
-    readout_row(queries, size, x0, memory, cfg, y, row)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn readout_row_fma(
-    queries: &[f32],
-    size: (usize, usize),
-    x0: usize,
-    memory: &[&MemoryFrame],
-    cfg: &ReadoutConfig,
-    y: usize,
-    row: &mut [f32],
-) {
-    readout_row(queries, size, x0, memory, cfg, y, row)
-}
-
-/// Query cells `x0..x0 + row.len()` of row `y` (`queries`: their key vectors, cell-major).
-#[inline(always)]
-fn readout_row(
-    queries: &[f32],
-    (h, w): (usize, usize),
-    x0: usize,
-    memory: &[&MemoryFrame],
-    cfg: &ReadoutConfig,
-    y: usize,
-    row: &mut [f32],
-) {
-    let mut best = TopK::new(cfg.top_k.max(1));
-    let c = queries.len() / row.len().max(1);
-    for (i, o) in row.iter_mut().enumerate() {
-        best.clear();
-        let x = x0 + i;
-        let q = &queries[i * c..(i + 1) * c];
-        for frame in memory {
-            search(q, (y, x), (h, w), frame, cfg.radius, &mut best);
-        }
-        *o = best.read(cfg.temperature);
-    }
-}
-
-/// Offers the candidates of one memory frame for query cell `(y, x)` of a `(h, w)` query grid.
-#[inline(always)]
-fn search(
-    q: &[f32],
-    (y, x): (usize, usize),
-    (h, w): (usize, usize),
-    frame: &MemoryFrame,
-    radius: usize,
-    best: &mut TopK,
-) {
-    let keys = &frame.keys;
-    let (mh, mw) = (keys.height, keys.width);
-    let (y0, y1, x0, x1) = if frame.global {
-        (0, mh, 0, mw)
-    } else {
-        // The query cell's position on the memory grid (the grids match unless sizes differ).
-        let my = (y * mh / h.max(1)).min(mh - 1);
-        let mx = (x * mw / w.max(1)).min(mw - 1);
-        (
-            my.saturating_sub(radius),
-            (my + radius + 1).min(mh),
-            mx.saturating_sub(radius),
-            (mx + radius + 1).min(mw),
-        )
-    };
-    let c = keys.channels;
-    for my in y0..y1 {
-        let start = my * mw;
-        let row = &keys.data[(start + x0) * c..(start + x1) * c];
-        for (i, k) in row.chunks_exact(c).enumerate() {
-            let s = dot(q, k);
-            if s > best.floor() {
-                best.offer(s, frame.values[start + x0 + i]);
-            }
-        }
-    }
-}
-
-/// Dot product; 8 lanes so the compiler vectorises it.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-/// The `k` most similar candidates seen so far (similarity, value).
-struct TopK {
-    k: usize,
-    sims: Vec<f32>,
-    values: Vec<f32>,
-}
-
-impl TopK {
-    fn new(k: usize) -> TopK {
-        TopK {
-            k,
-            sims: Vec::with_capacity(k),
-            values: Vec::with_capacity(k),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.sims.clear();
-        self.values.clear();
-    }
-
-    /// The similarity a candidate must beat to enter.
-    #[inline(always)]
-    fn floor(&self) -> f32 {
-        if self.sims.len() < self.k {
-            f32::NEG_INFINITY
-        } else {
-            self.sims[self.k - 1]
-        }
-    }
-
-    /// Inserts in descending order (ties keep the earlier candidate first: deterministic).
-    #[inline(always)]
-    fn offer(&mut self, s: f32, v: f32) {
-        let at = self.sims.partition_point(|&e| e >= s);
-        if at >= self.k {
-            return;
-        }
-        if self.sims.len() == self.k {
-            self.sims.pop();
-            self.values.pop();
-        }
-        self.sims.insert(at, s);
-        self.values.insert(at, v);
-    }
-
-    /// The softmax-weighted mean value (0 without candidates).
-    fn read(&self, temperature: f32) -> f32 {
-        let Some(&top) = self.sims.first() else {
-            return 0.0;
-        };
-        let (mut num, mut den) = (0f32, 0f32);
-        for (&s, &v) in self.sims.iter().zip(&self.values) {
-            let e = ((s - top) / temperature).exp();
-            num += e * v;
-            den += e;
-        }
-        num / den
-    }
-}
-
 /// The readout written as plainly as possible (every candidate scored, sorted, the best `k`
 /// kept): the reference the fast path is tested against.
 pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Vec<f32> {
@@ -321,7 +114,7 @@ pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutCon
     let mut out = Vec::with_capacity(h * w);
     for y in 0..h {
         for x in 0..w {
-            let q = query.cell(y * w + x);
+            let q = query.cell(y, x);
             let mut cands: Vec<(f32, f32)> = Vec::new();
             for f in memory {
                 let (mh, mw) = (f.keys.height, f.keys.width);
@@ -330,8 +123,8 @@ pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutCon
                     for i in 0..mw {
                         let near = j.abs_diff(my) <= cfg.radius && i.abs_diff(mx) <= cfg.radius;
                         if f.global || near {
-                            let k = f.keys.cell(j * mw + i);
-                            let s: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
+                            let k = f.keys.cell(j, i);
+                            let s: f32 = q.iter().zip(&k).map(|(a, b)| a * b).sum();
                             cands.push((s, f.values[j * mw + i]));
                         }
                     }
@@ -353,6 +146,7 @@ pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutCon
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FeatureMap;
     use rand::{Rng, SeedableRng};
 
     fn random_map(c: usize, h: usize, w: usize, seed: u64) -> FeatureMap {
