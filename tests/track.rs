@@ -222,3 +222,54 @@ fn a_second_object_can_start_on_a_later_frame() {
         "a mask for a past frame is refused"
     );
 }
+
+#[test]
+#[cfg_attr(
+    no_ort,
+    ignore = "ONNX Runtime was not found when the tests were built, and python3 -m pip was not there to install it"
+)]
+fn the_int8_backbone_is_the_default_on_ort_and_its_masks_agree_with_f32() {
+    if engine() != "ort" {
+        return eprintln!("skipping: no ONNX Runtime");
+    }
+    let (dir, frames) = clip("track-int8", 8);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["--gate", "never"];
+        args.extend_from_slice(extra);
+        let r = segment_with(&frames, &first_mask(), &out, "ort", &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let stats: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap())
+                .unwrap();
+        (
+            out,
+            stats["precision"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (default, p) = run("default", &[]);
+    assert_eq!(p, "int8");
+    let (f32, p) = run("f32", &["--precision", "f32"]);
+    assert_eq!(p, "f32");
+    let mut differ = false;
+    for i in 1..8 {
+        let f = format!("{i:05}.png");
+        let a = Mask::read_ids(&default.join(&f)).unwrap();
+        let b = Mask::read_ids(&f32.join(&f)).unwrap();
+        differ |= a.ids != b.ids;
+        let j = jaccard(&a.ids, 1, &b.ids, 1);
+        assert!(j > 0.9, "frame {i}: int8 against f32 IoU {j:.3}");
+    }
+    assert!(differ, "int8 gave exactly the f32 masks: was it int8?");
+    // int8 is ONNX Runtime's: asked for on Burn, a clear refusal.
+    let out = dir.join("burn");
+    let r = segment_with(
+        &frames,
+        &first_mask(),
+        &out,
+        "burn",
+        &["--precision", "int8"],
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("int8"), "{err}");
+}

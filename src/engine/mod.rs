@@ -7,6 +7,8 @@ pub mod ort;
 use crate::error::Result;
 use crate::model::FeatureMap;
 use crate::model::backbone::{BackboneSpec, HighFeatures, LowFeatures, Pyramid};
+use crate::model::int8::Int8Plan;
+use serde::{Deserialize, Serialize};
 
 /// Which engine runs the networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +38,25 @@ impl std::str::FromStr for EngineKind {
                 "unknown engine {s:?} (expected ort or burn)"
             ))),
         }
+    }
+}
+
+/// The number format the backbone runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Static int8 (ONNX Runtime only; the ranges calibrated on DAVIS frames).
+    Int8,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        })
     }
 }
 
@@ -144,14 +165,21 @@ pub fn resolve(choice: Option<EngineKind>) -> Result<EngineKind> {
     }
 }
 
-/// The backbone on the chosen engine, with `threads` intra-op threads.
+/// The backbone on the chosen engine, with `threads` intra-op threads; in int8 when `int8`
+/// is given (ONNX Runtime only).
 pub fn backbone(
     spec: &BackboneSpec,
     choice: Option<EngineKind>,
+    int8: Option<&Int8Plan>,
     threads: usize,
 ) -> Result<Box<dyn BackboneEngine>> {
-    Ok(match resolve(choice)? {
-        EngineKind::Ort => Box::new(ort::OrtBackbone::new(spec, threads)?),
-        EngineKind::Burn => Box::new(burn::BurnBackbone::new(spec)),
+    Ok(match (resolve(choice)?, int8) {
+        (EngineKind::Ort, plan) => Box::new(ort::OrtBackbone::new(spec, plan, threads)?),
+        (EngineKind::Burn, None) => Box::new(burn::BurnBackbone::new(spec)),
+        (EngineKind::Burn, Some(_)) => {
+            return Err(crate::Error::Invalid(
+                "--precision int8 runs on ONNX Runtime only (the Burn engine is f32)".into(),
+            ));
+        }
     })
 }

@@ -4,6 +4,7 @@
 
 use super::backbone::BackboneSpec;
 use super::decoder::{Decoder, DecoderConfig};
+use super::int8::Int8Plan;
 use super::reuse::{ReuseConfig, ReuseNet};
 use super::weights::Weights;
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ static DECODER_MEMORY_CONFIG: &str = include_str!("../../weights/decoder-memory.
 static DECODER_FUSION_SAFETENSORS: &[u8] =
     include_bytes!("../../weights/decoder-fusion.safetensors");
 static DECODER_FUSION_CONFIG: &str = include_str!("../../weights/decoder-fusion.json");
+/// The embedded backbone's int8 plan (`reuse-vos weights calibrate`; `null` before).
+static BACKBONE_INT8: &str = include_str!("../../weights/backbone-int8.json");
 /// The trained reuse path (see `weights/MANIFEST.md`), and its config.
 static REUSE_SAFETENSORS: &[u8] = include_bytes!("../../weights/reuse.safetensors");
 static REUSE_CONFIG: &str = include_str!("../../weights/reuse.json");
@@ -37,6 +40,8 @@ pub struct Model {
     pub decoder_config: DecoderConfig,
     /// None: only the full path (`--gate never`).
     pub reuse: Option<ReuseNet>,
+    /// How the backbone runs in int8 (None: it has not been calibrated).
+    pub int8: Option<Int8Plan>,
 }
 
 impl Model {
@@ -52,6 +57,7 @@ impl Model {
             decoder,
             decoder_config: config,
             reuse: Some(load_reuse(REUSE_SAFETENSORS, &reuse_config, reuse_origin)?),
+            int8: parse_config(BACKBONE_INT8, "embedded backbone-int8.json")?,
         })
     }
 
@@ -106,9 +112,20 @@ impl Model {
         Ok(self)
     }
 
-    /// With backbone weights from a safetensors file instead of the embedded ones.
+    /// With the int8 plan from a JSON file (`reuse-vos weights calibrate`).
+    pub fn with_int8_plan(mut self, path: &Path) -> Result<Model> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        let plan: Int8Plan = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not an int8 plan: {e}")))?;
+        self.int8 = Some(plan);
+        Ok(self)
+    }
+
+    /// With backbone weights from a safetensors file instead of the embedded ones (the
+    /// embedded int8 ranges do not hold for them).
     pub fn with_backbone_weights(mut self, path: &Path) -> Result<Model> {
         self.backbone = BackboneSpec::from_weights(&Weights::load(path)?)?;
+        self.int8 = None;
         Ok(self)
     }
 }

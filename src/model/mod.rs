@@ -2,6 +2,7 @@
 
 pub mod backbone;
 pub mod decoder;
+pub mod int8;
 pub mod load;
 pub mod online;
 pub mod reuse;

@@ -12,7 +12,7 @@ use super::timing::{Stage, StageTimes, since};
 use super::tracker::fusion::FusionConfig;
 use super::tracker::memory::MemoryConfig;
 use super::tracker::{self, DeepFeatures, FrameFeatures, Tracker, TrackerKind};
-use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, ReuseEngine};
+use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, Precision, ReuseEngine};
 use crate::error::{Error, Result};
 use crate::io::{Frame, Mask};
 use crate::model::backbone::{LowFeatures, normalize};
@@ -37,6 +37,9 @@ pub struct TrackerConfig {
     /// Synthetic first-frame views for the target model.
     pub augment: usize,
     pub engine: Option<EngineKind>,
+    /// The backbone's number format; None: int8 on ONNX Runtime when the backbone has an int8
+    /// plan (the embedded one has), f32 otherwise.
+    pub precision: Option<Precision>,
     pub threads: usize,
     /// When a frame reuses the last computed one.
     pub gate: GateSettings,
@@ -52,6 +55,7 @@ impl Default for TrackerConfig {
             decoder: true,
             augment: 4,
             engine: None,
+            precision: None,
             threads: 2,
             gate: GateSettings::default(),
         }
@@ -78,6 +82,7 @@ pub struct Session {
     tracker: Box<dyn Tracker>,
     oracle: Option<Oracle>,
     kind: EngineKind,
+    precision: Precision,
     config: TrackerConfig,
     model: Model,
     objects: Objects,
@@ -101,6 +106,26 @@ struct FrameRun<'f> {
     /// Luma cells, when the motion gate or the safety net can run.
     thumb: Arc<Thumb>,
     times: StageTimes,
+}
+
+/// The number format the backbone runs in: the one asked for (an error when it cannot run),
+/// else int8 where it can.
+fn resolve_precision(
+    asked: Option<Precision>,
+    kind: EngineKind,
+    model: &Model,
+) -> Result<Precision> {
+    match (asked, kind, &model.int8) {
+        (Some(Precision::Int8), EngineKind::Burn, _) => Err(Error::Invalid(
+            "--precision int8 runs on ONNX Runtime only (the Burn engine is f32)".into(),
+        )),
+        (Some(Precision::Int8), _, None) => Err(Error::Invalid(
+            "--precision int8: these backbone weights have no int8 ranges (make them with `reuse-vos weights calibrate`, pass them with --int8-plan)".into(),
+        )),
+        (Some(p), ..) => Ok(p),
+        (None, EngineKind::Ort, Some(_)) => Ok(Precision::Int8),
+        (None, ..) => Ok(Precision::F32),
+    }
 }
 
 impl Session {
@@ -161,8 +186,10 @@ impl Session {
             ));
         }
         let oracle = oracle.filter(|_| policy == GatePolicy::Oracle && reuse.is_some());
+        let precision = resolve_precision(config.precision, kind, model)?;
+        let int8 = model.int8.as_ref().filter(|_| precision == Precision::Int8);
         Ok(Session {
-            backbone: engine::backbone(&model.backbone, Some(kind), config.threads)?,
+            backbone: engine::backbone(&model.backbone, Some(kind), int8, config.threads)?,
             decoder: engine::decoder(
                 &model.decoder,
                 model.feature_channels(),
@@ -173,6 +200,7 @@ impl Session {
             tracker,
             oracle,
             kind,
+            precision,
             config,
             model: model.clone(),
             objects: Objects::default(),
@@ -185,6 +213,11 @@ impl Session {
 
     pub fn engine(&self) -> EngineKind {
         self.kind
+    }
+
+    /// The backbone's number format.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The gate the session runs (the asked one, or `never` when no decoder runs).

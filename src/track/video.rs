@@ -43,6 +43,9 @@ pub struct VideoStats {
     #[serde(default)]
     pub source: String,
     pub engine: String,
+    /// The backbone's number format (f32 or int8).
+    #[serde(default)]
+    pub precision: String,
     /// The reuse policy and thresholds the run used.
     #[serde(default)]
     pub gate: Option<super::gate::GateSettings>,
@@ -369,6 +372,7 @@ pub fn track(
     let info = RunInfo {
         source,
         engine: session.engine().to_string(),
+        precision: session.precision().to_string(),
         gate: session.gate(),
         reverse,
         sizes,
@@ -454,6 +458,7 @@ fn check_size(
 struct RunInfo {
     source: String,
     engine: String,
+    precision: String,
     gate: super::gate::GateSettings,
     reverse: bool,
     sizes: Option<Sizes>,
@@ -481,6 +486,7 @@ fn video_stats(
     VideoStats {
         source: info.source,
         engine: info.engine,
+        precision: info.precision,
         gate: Some(info.gate),
         frames: per_frame.len(),
         tracked_frames,

@@ -1,7 +1,7 @@
 //! What several commands share: the model and engine options, the DAVIS data options, value
 //! checks for numeric options, loading the model, the tracker configuration from the options.
 
-use reuse_vos::engine::EngineKind;
+use reuse_vos::engine::{EngineKind, Precision};
 use reuse_vos::io::{Dataset, DatasetKind};
 use reuse_vos::model::Model;
 use reuse_vos::model::Weights;
@@ -135,6 +135,14 @@ pub(crate) struct EngineArgs {
     /// Threads for the engine.
     #[arg(long, value_parser = thread_count, default_value_t = 2)]
     pub(crate) threads: usize,
+    /// The backbone's number format: int8 runs it as static int8 on ONNX Runtime, with the
+    /// ranges calibrated on DAVIS frames (`weights calibrate`). Default: int8 on ONNX Runtime
+    /// when the backbone has ranges (the embedded one has), f32 otherwise.
+    #[arg(long, value_enum)]
+    pub(crate) precision: Option<Precision>,
+    /// The int8 plan to use instead of the embedded one (`weights calibrate` writes it).
+    #[arg(long)]
+    pub(crate) int8_plan: Option<PathBuf>,
 }
 
 /// Which DAVIS data a command reads: the same options, with the same defaults, on every command.
@@ -261,6 +269,9 @@ pub(crate) fn load_model_for(args: &ModelArgs, tracker: TrackerKind) -> anyhow::
     if let Some(w) = &args.engine.weights {
         model = model.with_backbone_weights(w)?;
     }
+    if let Some(p) = &args.engine.int8_plan {
+        model = model.with_int8_plan(p)?;
+    }
     if let Some(r) = &args.reuse {
         model = model.with_reuse_file(r)?;
     }
@@ -271,6 +282,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
     let mut cfg = TrackerConfig {
         tracker: args.tracker,
         engine: args.engine.engine,
+        precision: args.engine.precision,
         threads,
         augment: args.augment.min(6),
         ..Default::default()

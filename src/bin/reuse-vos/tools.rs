@@ -26,6 +26,23 @@ pub(crate) enum WeightsCommand {
         #[arg(required = true, num_args = 2..)]
         inputs: Vec<PathBuf>,
     },
+    /// Measure the backbone's value ranges on DAVIS frames and write the int8 plan that
+    /// `--precision int8` runs (weights/backbone-int8.json for the embedded backbone).
+    Calibrate {
+        #[command(flatten)]
+        davis: DavisArgs,
+        /// Frames per sequence, evenly spaced.
+        #[arg(long, default_value_t = 3)]
+        per_sequence: usize,
+        /// The first backbone block run in int8 (the blocks before it stay f32).
+        #[arg(long, default_value_t = 0)]
+        from: usize,
+        /// The JSON file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
     Import {
         /// The .pth / .pt file.
@@ -87,6 +104,13 @@ pub(crate) fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
             println!("wrote {}", output.display());
             Ok(())
         }
+        WeightsCommand::Calibrate {
+            davis,
+            per_sequence,
+            from,
+            out,
+            engine,
+        } => calibrate(&davis, per_sequence, from, &out, &engine),
         WeightsCommand::Average { out, inputs } => {
             let sets = inputs
                 .iter()
@@ -172,7 +196,7 @@ pub(crate) fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
         InspectCommand::Features { image, out, engine } => {
             let frame = Frame::load(&image)?;
             let spec = backbone_spec(&engine)?;
-            let mut net = reuse_vos::engine::backbone(&spec, engine.engine, engine.threads)?;
+            let mut net = reuse_vos::engine::backbone(&spec, engine.engine, None, engine.threads)?;
             let pyramid = net.pyramid(&normalize(&frame))?;
             let mut w = Weights::default();
             for (name, map) in pyramid.named() {
@@ -248,18 +272,36 @@ pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 Some(k) => vec![k],
                 None => vec![EngineKind::Ort, EngineKind::Burn],
             };
+            // ONNX Runtime also in int8, when there is a plan for these weights.
+            let plan = match (&engine.int8_plan, &engine.weights) {
+                (Some(p), _) => Model::embedded()?.with_int8_plan(p)?.int8,
+                (None, None) => Model::embedded()?.int8,
+                (None, Some(_)) => None,
+            };
+            let variants: Vec<(EngineKind, Option<&reuse_vos::model::int8::Int8Plan>)> = kinds
+                .iter()
+                .flat_map(|&k| match (k, &plan) {
+                    (EngineKind::Ort, Some(p)) => vec![(k, None), (k, Some(p))],
+                    _ => vec![(k, None)],
+                })
+                .collect();
             println!(
                 "backbone MobileNetV2, {}x{}, {} threads, median of {runs} runs after 2 warm-up (min..max) in ms",
                 frame.width, frame.height, engine.threads
             );
-            for kind in kinds {
-                let mut net = match reuse_vos::engine::backbone(&spec, Some(kind), engine.threads) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        println!("{kind:>5}: not available ({e})");
-                        continue;
-                    }
+            for (kind, int8) in variants {
+                let label = match int8 {
+                    Some(_) => format!("{kind} int8"),
+                    None => format!("{kind} f32"),
                 };
+                let mut net =
+                    match reuse_vos::engine::backbone(&spec, Some(kind), int8, engine.threads) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            println!("{label:>8}: not available ({e})");
+                            continue;
+                        }
+                    };
                 let (full, flo, fhi) =
                     median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
                 let (low, llo, lhi) =
@@ -268,10 +310,57 @@ pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
                 let (high, hlo, hhi) =
                     median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
                 println!(
-                    "{kind:>5}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
+                    "{label:>8}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
                 );
             }
             Ok(())
         }
     }
+}
+
+/// `weights calibrate`: the int8 plan from `per_sequence` evenly spaced frames of every
+/// sequence.
+fn calibrate(
+    davis: &DavisArgs,
+    per_sequence: usize,
+    from: usize,
+    out: &std::path::Path,
+    engine: &EngineArgs,
+) -> anyhow::Result<()> {
+    let spec = backbone_spec(engine)?;
+    let last = reuse_vos::model::backbone::TAP_S32;
+    anyhow::ensure!(
+        from <= last,
+        "--from {from}: the tracker runs backbone blocks 0 to {last}"
+    );
+    let data = davis.open()?;
+    let mut paths = Vec::new();
+    for seq in &data.sequences {
+        let frames = data.sequence(seq)?.frames;
+        let n = per_sequence.clamp(1, frames.len().max(1));
+        paths.extend((0..n).filter_map(|i| frames.get(i * frames.len() / n).cloned()));
+    }
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{}: no frames to calibrate on",
+        davis.davis.display()
+    );
+    reuse_vos::engine::resolve(Some(EngineKind::Ort))?;
+    let bar = progress_bar(paths.len() as u64, "calibrating");
+    let images = paths.iter().map(|p| {
+        bar.inc(1);
+        Frame::load(p).map(|f| normalize(&f))
+    });
+    let ranges = reuse_vos::engine::ort::backbone::calibrate(&spec, images, engine.threads)?;
+    bar.finish_and_clear();
+    let plan = reuse_vos::model::int8::Int8Plan { ranges, from };
+    let text = serde_json::to_string_pretty(&plan)?;
+    reuse_vos::io::atomic::write_bytes(out, text.as_bytes())?;
+    println!(
+        "wrote {} ({} ranges from {} frames; blocks {from}.. in int8)",
+        out.display(),
+        plan.ranges.values.len(),
+        paths.len()
+    );
+    Ok(())
 }

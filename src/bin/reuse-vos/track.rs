@@ -220,7 +220,7 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
         .map(|f| format!(", resumed at frame {f}"))
         .unwrap_or_default();
     println!(
-        "{} frames ({} tracked now{resumed}) in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) at {}x{} on {}; masks in {}",
+        "{} frames ({} tracked now{resumed}) in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) at {}x{} on {} ({} backbone); masks in {}",
         stats.frames,
         stats.tracked_frames,
         stats.seconds,
@@ -230,6 +230,7 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
         stats.processing_size.0,
         stats.processing_size.1,
         stats.engine,
+        stats.precision,
         out.display()
     );
 }

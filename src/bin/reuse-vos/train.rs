@@ -99,7 +99,8 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let dataset = args.data.open()?;
     let spec = backbone_spec(&args.engine)?;
-    let mut engine = reuse_vos::engine::backbone(&spec, args.engine.engine, args.engine.threads)?;
+    let mut engine =
+        reuse_vos::engine::backbone(&spec, args.engine.engine, None, args.engine.threads)?;
     if args.stage == Stage::Gate {
         return run_train_gate(&args, &dataset, engine.as_mut());
     }

@@ -5,8 +5,9 @@ use crate::engine::{BackboneEngine, EngineKind};
 use crate::error::Result;
 use crate::model::FeatureMap;
 use crate::model::backbone::{
-    BackboneSpec, HighFeatures, LOW_BLOCKS, LowFeatures, TAP_S4, TAP_S8, TAP_S16, TAP_S32,
+    BackboneSpec, Block, HighFeatures, LOW_BLOCKS, LowFeatures, TAP_S4, TAP_S8, TAP_S16, TAP_S32,
 };
+use crate::model::int8::{Int8Plan, Ranges};
 use ::ort::operator::Attribute;
 use ::ort::session::Session;
 
@@ -15,22 +16,60 @@ fn feature_name(i: usize) -> String {
     format!("features.{i}")
 }
 
-/// Adds blocks `range` of the spec, reading `input`; returns the name of the last output.
-/// Blocks listed in `outputs` get their `features.<i>` name (and become graph outputs).
+/// How a graph's blocks are built.
+#[derive(Clone, Copy)]
+pub enum Build<'a> {
+    F32,
+    /// f32, and every value int8 would quantise is also a graph output named by its key.
+    Calibrate,
+    /// Int8 (QDQ) as planned.
+    Int8(&'a Int8Plan),
+}
+
+/// The range key of a block's output.
+pub fn output_key(block: &Block) -> String {
+    if block.residual {
+        format!("{}.add", block.index)
+    } else {
+        format!("{}.{}", block.index, block.convs.len() - 1)
+    }
+}
+
+/// Adds blocks `range` of the spec, reading `input`; returns the name of the last output. Blocks listed in `outputs` get their `features.<i>` name (and
+/// become graph outputs).
 fn add_blocks(
     g: &mut GraphBuilder,
     spec: &BackboneSpec,
     input: &str,
     range: std::ops::Range<usize>,
     outputs: &[usize],
+    build: Build,
 ) -> Result<String> {
     let mut x = input.to_string();
+    // The scale `x` is quantised with (0: f32).
+    let mut x_scale = 0.0;
     for block in &spec.blocks[range] {
+        // Blocks before `from` stay f32; the first int8 block quantises its input.
+        let build = match build {
+            Build::Int8(plan) if block.index < plan.from => Build::F32,
+            other => other,
+        };
+        if let Build::Int8(plan) = build
+            && x_scale == 0.0
+        {
+            let key = match block.index {
+                0 => "image".to_string(),
+                b => output_key(&spec.blocks[b - 1]),
+            };
+            let q = plan.ranges.q(&key)?;
+            x = g.qdq(&x, q, None)?;
+            x_scale = q.0;
+        }
         let named = outputs
             .contains(&block.index)
             .then(|| feature_name(block.index));
         let n = block.convs.len();
-        let mut y = x.clone();
+        let (mut y, mut y_scale) = (x.clone(), x_scale);
         for (i, layer) in block.convs.iter().enumerate() {
             let last = i + 1 == n;
             let out = if last && !block.residual {
@@ -38,16 +77,38 @@ fn add_blocks(
             } else {
                 None
             };
-            y = g.conv(&y, layer, out)?;
+            let key = format!("{}.{i}", block.index);
+            if let Build::Int8(plan) = build {
+                let q = plan.ranges.q(&key)?;
+                y = g.conv_int8(&y, y_scale, layer, q, out)?;
+                y_scale = q.0;
+            } else {
+                y = g.conv(&y, layer, out)?;
+                if let Build::Calibrate = build {
+                    g.calibration_output(&y, &key, layer.cout);
+                }
+            }
         }
         if block.residual {
-            y = g.node("Add", &[&x, &y], vec![], named.as_deref())?;
+            let key = format!("{}.add", block.index);
+            if let Build::Int8(plan) = build {
+                let sum = g.node("Add", &[&x, &y], vec![], None)?;
+                let q = plan.ranges.q(&key)?;
+                y = g.qdq(&sum, q, named.as_deref())?;
+                y_scale = q.0;
+            } else {
+                y = g.node("Add", &[&x, &y], vec![], named.as_deref())?;
+                if let Build::Calibrate = build {
+                    g.calibration_output(&y, &key, block.convs[n - 1].cout);
+                }
+            }
         }
         if named.is_some() {
             let channels = block.convs[n - 1].cout;
             g.feature_output(&y, channels);
         }
         x = y;
+        x_scale = y_scale;
     }
     Ok(x)
 }
@@ -55,16 +116,40 @@ fn add_blocks(
 /// Builds a session running blocks `range` from an input named `input` with `in_channels`.
 pub fn blocks_session(
     spec: &BackboneSpec,
-    input: &str,
-    in_channels: usize,
+    (input, in_channels): (&str, usize),
     range: std::ops::Range<usize>,
     outputs: &[usize],
+    build: Build,
     threads: usize,
 ) -> Result<Session> {
     let mut g = GraphBuilder::new()?;
     g.feature_input(input, in_channels);
-    add_blocks(&mut g, spec, input, range, outputs)?;
+    add_blocks(&mut g, spec, input, range, outputs, build)?;
     g.session(threads)
+}
+
+/// Measures the range of every value int8 quantises, over `images` (normalised frames).
+pub fn calibrate(
+    spec: &BackboneSpec,
+    images: impl Iterator<Item = Result<FeatureMap>>,
+    threads: usize,
+) -> Result<Ranges> {
+    let mut g = GraphBuilder::new()?;
+    g.feature_input("image", 3);
+    add_blocks(&mut g, spec, "image", 0..TAP_S32 + 1, &[], Build::Calibrate)?;
+    let keys = g.calibration_keys();
+    let mut session = g.session(threads)?;
+    let mut ranges = Ranges::default();
+    for image in images {
+        let image = image?;
+        ranges.observe("image", &image.data);
+        let names: Vec<&str> = keys.iter().map(|(_, v)| v.as_str()).collect();
+        let out = run(&mut session, &[("image", &image)], &names)?;
+        for ((key, _), map) in keys.iter().zip(&out) {
+            ranges.observe(key, &map.data);
+        }
+    }
+    Ok(ranges)
 }
 
 /// A session producing every `features.<i>` output and, when the spec has the classifier,
@@ -73,7 +158,14 @@ pub fn debug_session(spec: &BackboneSpec, threads: usize) -> Result<Session> {
     let mut g = GraphBuilder::new()?;
     g.feature_input("image", 3);
     let all: Vec<usize> = (0..spec.blocks.len()).collect();
-    let last = add_blocks(&mut g, spec, "image", 0..spec.blocks.len(), &all)?;
+    let last = add_blocks(
+        &mut g,
+        spec,
+        "image",
+        0..spec.blocks.len(),
+        &all,
+        Build::F32,
+    )?;
     if let Some((w, b)) = &spec.classifier {
         let pooled = g.node("GlobalAveragePool", &[&last], vec![], None)?;
         let flat = g.node("Flatten", &[&pooled], vec![], None)?;
@@ -94,15 +186,29 @@ pub struct OrtBackbone {
 }
 
 impl OrtBackbone {
-    pub fn new(spec: &BackboneSpec, threads: usize) -> Result<OrtBackbone> {
+    /// The backbone in f32, or int8 as planned.
+    pub fn new(
+        spec: &BackboneSpec,
+        int8: Option<&Int8Plan>,
+        threads: usize,
+    ) -> Result<OrtBackbone> {
+        let build = int8.map_or(Build::F32, Build::Int8);
+        let s8_channels = spec.blocks[TAP_S8].convs.last().map_or(32, |c| c.cout);
         Ok(OrtBackbone {
-            low: blocks_session(spec, "image", 3, 0..LOW_BLOCKS, &[TAP_S4, TAP_S8], threads)?,
+            low: blocks_session(
+                spec,
+                ("image", 3),
+                0..LOW_BLOCKS,
+                &[TAP_S4, TAP_S8],
+                build,
+                threads,
+            )?,
             high: blocks_session(
                 spec,
-                "s8",
-                spec.blocks[TAP_S8].convs.last().map_or(32, |c| c.cout),
+                ("s8", s8_channels),
                 LOW_BLOCKS..TAP_S32 + 1,
                 &[TAP_S16, TAP_S32],
+                build,
                 threads,
             )?,
         })

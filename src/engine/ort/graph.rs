@@ -10,7 +10,10 @@ use ::ort::memory::Allocator;
 use ::ort::operator::Attribute;
 use ::ort::session::Session;
 use ::ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
-use ::ort::value::{Outlet, Shape, SymbolicDimensions, Tensor, TensorElementType, ValueType};
+use ::ort::value::{
+    Outlet, PrimitiveTensorElementType, Shape, SymbolicDimensions, Tensor, TensorElementType,
+    ValueType,
+};
 
 /// ONNX opset the graphs are written for.
 const OPSET: u32 = 17;
@@ -21,6 +24,8 @@ pub struct GraphBuilder {
     inputs: Vec<Outlet>,
     outputs: Vec<Outlet>,
     counter: usize,
+    /// Values exposed for calibration: (range key, value name).
+    calibration: Vec<(String, String)>,
 }
 
 /// A `[1, C, H, W]` f32 value with dynamic H and W.
@@ -59,6 +64,7 @@ impl GraphBuilder {
             inputs: Vec::new(),
             outputs: Vec::new(),
             counter: 0,
+            calibration: Vec::new(),
         })
     }
 
@@ -78,6 +84,17 @@ impl GraphBuilder {
         self.outputs.push(feature_outlet(name, channels));
     }
 
+    /// Makes value `name` a graph output too, recorded under range key `key`.
+    pub fn calibration_output(&mut self, name: &str, key: &str, channels: usize) {
+        self.feature_output(name, channels);
+        self.calibration.push((key.to_string(), name.to_string()));
+    }
+
+    /// The values [`Self::calibration_output`] exposed: (range key, value name).
+    pub fn calibration_keys(&self) -> Vec<(String, String)> {
+        self.calibration.clone()
+    }
+
     /// Declares a graph output of fixed shape.
     pub fn output(&mut self, name: &str, shape: &[i64]) {
         self.outputs.push(f32_outlet(name, shape));
@@ -85,9 +102,24 @@ impl GraphBuilder {
 
     /// Adds a constant f32 tensor (copied into memory ONNX Runtime owns).
     pub fn constant(&mut self, stem: &str, shape: &[usize], data: &[f32]) -> Result<String> {
+        self.initializer(stem, shape, data)
+    }
+
+    /// Adds a constant i64 tensor (shapes for Reshape).
+    pub fn constant_i64(&mut self, stem: &str, data: &[i64]) -> Result<String> {
+        self.initializer(stem, &[data.len()], data)
+    }
+
+    /// Adds a constant tensor of any element type ONNX Runtime knows.
+    pub fn initializer<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+        &mut self,
+        stem: &str,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<String> {
         let name = self.fresh(stem);
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let mut t = Tensor::<f32>::new(&Allocator::default(), dims).map_err(err)?;
+        let mut t = Tensor::<T>::new(&Allocator::default(), dims).map_err(err)?;
         let (_, buf) = t.extract_tensor_mut();
         if buf.len() != data.len() {
             return Err(crate::Error::Invalid(format!(
@@ -95,16 +127,6 @@ impl GraphBuilder {
                 data.len()
             )));
         }
-        buf.copy_from_slice(data);
-        self.graph.add_initializer(&name, t, false).map_err(err)?;
-        Ok(name)
-    }
-
-    /// Adds a constant i64 tensor (shapes for Reshape).
-    pub fn constant_i64(&mut self, stem: &str, data: &[i64]) -> Result<String> {
-        let name = self.fresh(stem);
-        let mut t = Tensor::<i64>::new(&Allocator::default(), [data.len() as i64]).map_err(err)?;
-        let (_, buf) = t.extract_tensor_mut();
         buf.copy_from_slice(data);
         self.graph.add_initializer(&name, t, false).map_err(err)?;
         Ok(name)
@@ -208,4 +230,64 @@ pub fn run(
             Ok(FeatureMap::new(c, h, w, data.to_vec()))
         })
         .collect()
+}
+
+/// Int8 (QDQ) building blocks: ONNX Runtime's graph optimiser folds DequantizeLinear → Conv →
+/// QuantizeLinear into one integer convolution (and a ReLU6 into the quantised range).
+impl GraphBuilder {
+    /// `x` quantised to u8 with `(scale, zero point)` and back: the value the next integer
+    /// operator reads.
+    pub fn qdq(&mut self, x: &str, (scale, zp): (f32, u8), out: Option<&str>) -> Result<String> {
+        let s = self.initializer("qs", &[], &[scale])?;
+        let z = self.initializer("qz", &[], &[zp])?;
+        let q = self.node("QuantizeLinear", &[x, &s, &z], vec![], None)?;
+        self.node("DequantizeLinear", &[&q, &s, &z], vec![], out)
+    }
+
+    /// A convolution with int8 weights (per output channel) and an int32 bias, reading `x`
+    /// (already quantised with scale `x_scale`) and quantising its output (after ReLU6 when the
+    /// layer has it) with `out_q`.
+    pub fn conv_int8(
+        &mut self,
+        x: &str,
+        x_scale: f32,
+        layer: &ConvLayer,
+        out_q: (f32, u8),
+        out: Option<&str>,
+    ) -> Result<String> {
+        let k = layer.kernel;
+        let (wq, ws) = crate::model::int8::weights_q(layer);
+        let shape = [layer.cout, layer.cin / layer.groups, k, k];
+        let axis = || Attribute::new("axis", 0i64).map_err(err);
+        let wv = self.initializer("wq", &shape, &wq)?;
+        let wsn = self.initializer("ws", &[layer.cout], &ws)?;
+        let wz = self.initializer("wz", &[layer.cout], &vec![0i8; layer.cout])?;
+        let w = self.node("DequantizeLinear", &[&wv, &wsn, &wz], vec![axis()?], None)?;
+        let bs: Vec<f32> = ws.iter().map(|s| s * x_scale).collect();
+        let bq: Vec<i32> = layer
+            .bias
+            .iter()
+            .zip(&bs)
+            .map(|(b, s)| (b / s).round() as i32)
+            .collect();
+        let bv = self.initializer("bq", &[layer.cout], &bq)?;
+        let bsn = self.initializer("bs", &[layer.cout], &bs)?;
+        let bz = self.initializer("bz", &[layer.cout], &vec![0i32; layer.cout])?;
+        let b = self.node("DequantizeLinear", &[&bv, &bsn, &bz], vec![axis()?], None)?;
+        let p = layer.padding() as i64;
+        let st = layer.stride as i64;
+        let attrs = vec![
+            Attribute::new("kernel_shape", vec![k as i64, k as i64]).map_err(err)?,
+            Attribute::new("pads", vec![p, p, p, p]).map_err(err)?,
+            Attribute::new("strides", vec![st, st]).map_err(err)?,
+            Attribute::new("group", layer.groups as i64).map_err(err)?,
+        ];
+        let mut y = self.node("Conv", &[x, &w, &b], attrs, None)?;
+        if layer.relu6 {
+            let lo = self.constant("zero", &[], &[0.0])?;
+            let hi = self.constant("six", &[], &[6.0])?;
+            y = self.node("Clip", &[&y, &lo, &hi], vec![], None)?;
+        }
+        self.qdq(&y, out_q, out)
+    }
 }

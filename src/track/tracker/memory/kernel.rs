@@ -91,8 +91,7 @@ const G: usize = 5;
 /// offsets in ascending order: for each query cell, memory cells left to right.
 pub fn scan(pair: &RowPair, grid: &Keys, top: &mut RowTop) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
         return blocks(pair, grid, top, avx2::block);
     }

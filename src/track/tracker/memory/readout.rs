@@ -189,6 +189,36 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_readout_matches_the_plain_one_on_a_wide_grid() {
+        // Rows of 37 cells: several blocks of 8 query cells, offset groups cut by both edges
+        // and by the radius, a globally searched frame.
+        let map = |seed| Keys::from_map(&random_map(32, 11, 37, seed));
+        let query = map(17);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut frame = |seed, global| MemoryFrame {
+            keys: map(seed),
+            values: (0..11 * 37).map(|_| rng.random_range(0.0..1.0)).collect(),
+            global,
+        };
+        let (a, b) = (frame(1, true), frame(2, false));
+        for (top_k, radius) in [(5, 12), (3, 7), (1, 40)] {
+            let cfg = ReadoutConfig {
+                top_k,
+                temperature: 0.1,
+                radius,
+            };
+            let fast = readout(&query, &[&a, &b], &cfg);
+            let plain = readout_reference(&query, &[&a, &b], &cfg);
+            let diff = fast
+                .iter()
+                .zip(&plain)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "top-{top_k} radius {radius}: max diff {diff}");
+        }
+    }
+
+    #[test]
     fn skipping_cells_that_cannot_see_the_object_changes_nothing() {
         let query = Keys::from_map(&random_map(32, 20, 30, 9));
         let mut a = frame(4, false);
