@@ -160,18 +160,30 @@ impl GraphBuilder {
             &layer.weight,
         )?;
         let b = self.constant("b", &[layer.cout], &layer.bias)?;
+        self.conv_node(x, (&w, &b), layer, out)
+    }
+
+    /// The Conv node of `layer` reading weight and bias values `w`, `b`, and its ReLU6.
+    fn conv_node(
+        &mut self,
+        x: &str,
+        (w, b): (&str, &str),
+        layer: &ConvLayer,
+        out: Option<&str>,
+    ) -> Result<String> {
+        let k = layer.kernel as i64;
         let p = layer.padding() as i64;
         let s = layer.stride as i64;
         let attrs = vec![
-            Attribute::new("kernel_shape", vec![k as i64, k as i64]).map_err(err)?,
+            Attribute::new("kernel_shape", vec![k, k]).map_err(err)?,
             Attribute::new("pads", vec![p, p, p, p]).map_err(err)?,
             Attribute::new("strides", vec![s, s]).map_err(err)?,
             Attribute::new("group", layer.groups as i64).map_err(err)?,
         ];
         if !layer.relu6 {
-            return self.node("Conv", &[x, &w, &b], attrs, out);
+            return self.node("Conv", &[x, w, b], attrs, out);
         }
-        let y = self.node("Conv", &[x, &w, &b], attrs, None)?;
+        let y = self.node("Conv", &[x, w, b], attrs, None)?;
         let lo = self.constant("zero", &[], &[0.0])?;
         let hi = self.constant("six", &[], &[6.0])?;
         self.node("Clip", &[&y, &lo, &hi], vec![], out)
@@ -244,6 +256,26 @@ impl GraphBuilder {
         self.node("DequantizeLinear", &[&q, &s, &z], vec![], out)
     }
 
+    /// A constant quantised per output channel (axis 0), dequantised: `q · scale`.
+    fn per_channel<T: PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+        &mut self,
+        stem: &str,
+        shape: &[usize],
+        q: &[T],
+        scales: &[f32],
+        zero: T,
+    ) -> Result<String> {
+        let v = self.initializer(&format!("{stem}q"), shape, q)?;
+        let s = self.initializer(&format!("{stem}s"), &[scales.len()], scales)?;
+        let z = self.initializer(
+            &format!("{stem}z"),
+            &[scales.len()],
+            &vec![zero; scales.len()],
+        )?;
+        let axis = Attribute::new("axis", 0i64).map_err(err)?;
+        self.node("DequantizeLinear", &[&v, &s, &z], vec![axis], None)
+    }
+
     /// A convolution with int8 weights (per output channel) and an int32 bias, reading `x`
     /// (already quantised with scale `x_scale`) and quantising its output (after ReLU6 when the
     /// layer has it) with `out_q`.
@@ -258,36 +290,14 @@ impl GraphBuilder {
         let k = layer.kernel;
         let (wq, ws) = crate::model::int8::weights_q(layer);
         let shape = [layer.cout, layer.cin / layer.groups, k, k];
-        let axis = || Attribute::new("axis", 0i64).map_err(err);
-        let wv = self.initializer("wq", &shape, &wq)?;
-        let wsn = self.initializer("ws", &[layer.cout], &ws)?;
-        let wz = self.initializer("wz", &[layer.cout], &vec![0i8; layer.cout])?;
-        let w = self.node("DequantizeLinear", &[&wv, &wsn, &wz], vec![axis()?], None)?;
+        let w = self.per_channel("w", &shape, &wq, &ws, 0i8)?;
+        // The bias in int32 at the scale of the products it is added to.
         let bs: Vec<f32> = ws.iter().map(|s| s * x_scale).collect();
-        let bq: Vec<i32> = layer
-            .bias
-            .iter()
-            .zip(&bs)
+        let bq: Vec<i32> = (layer.bias.iter().zip(&bs))
             .map(|(b, s)| (b / s).round() as i32)
             .collect();
-        let bv = self.initializer("bq", &[layer.cout], &bq)?;
-        let bsn = self.initializer("bs", &[layer.cout], &bs)?;
-        let bz = self.initializer("bz", &[layer.cout], &vec![0i32; layer.cout])?;
-        let b = self.node("DequantizeLinear", &[&bv, &bsn, &bz], vec![axis()?], None)?;
-        let p = layer.padding() as i64;
-        let st = layer.stride as i64;
-        let attrs = vec![
-            Attribute::new("kernel_shape", vec![k as i64, k as i64]).map_err(err)?,
-            Attribute::new("pads", vec![p, p, p, p]).map_err(err)?,
-            Attribute::new("strides", vec![st, st]).map_err(err)?,
-            Attribute::new("group", layer.groups as i64).map_err(err)?,
-        ];
-        let mut y = self.node("Conv", &[x, &w, &b], attrs, None)?;
-        if layer.relu6 {
-            let lo = self.constant("zero", &[], &[0.0])?;
-            let hi = self.constant("six", &[], &[6.0])?;
-            y = self.node("Clip", &[&y, &lo, &hi], vec![], None)?;
-        }
+        let b = self.per_channel("b", &[layer.cout], &bq, &bs, 0i32)?;
+        let y = self.conv_node(x, (&w, &b), layer, None)?;
         self.qdq(&y, out_q, out)
     }
 }

@@ -157,6 +157,13 @@ mod tests {
         FeatureMap::new(c, h, w, data)
     }
 
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    }
+
     fn frame(seed: u64, global: bool) -> MemoryFrame {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 100);
         MemoryFrame {
@@ -179,11 +186,7 @@ mod tests {
             };
             let fast = readout(&query, &memory, &cfg);
             let plain = readout_reference(&query, &memory, &cfg);
-            let diff = fast
-                .iter()
-                .zip(&plain)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
+            let diff = max_diff(&fast, &plain);
             assert!(diff < 1e-4, "top-{top_k} radius {radius}: max diff {diff}");
         }
     }
@@ -209,11 +212,7 @@ mod tests {
             };
             let fast = readout(&query, &[&a, &b], &cfg);
             let plain = readout_reference(&query, &[&a, &b], &cfg);
-            let diff = fast
-                .iter()
-                .zip(&plain)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
+            let diff = max_diff(&fast, &plain);
             assert!(diff < 1e-4, "top-{top_k} radius {radius}: max diff {diff}");
         }
     }
