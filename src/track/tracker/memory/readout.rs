@@ -29,6 +29,9 @@ pub struct ReadoutConfig {
     pub radius: usize,
 }
 
+/// Query rows per parallel task.
+const BAND: usize = 8;
+
 /// The object's probability at every query cell (h·w), read from `memory`.
 ///
 /// Only the cells that can see the object are computed: with every frame searched in a local
@@ -47,29 +50,49 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
     let Some((ys, xs)) = reachable(query, memory, cfg.radius) else {
         return out;
     };
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        if !ys.contains(&y) {
-            return;
-        }
-        let mut top = RowTop::new(cfg.top_k, xs.len());
-        for frame in memory {
-            // A frame searched globally is a window covering the whole grid.
-            let r = if frame.global { h.max(w) } else { cfg.radius };
-            for my in y.saturating_sub(r)..(y + r + 1).min(h) {
-                let pair = RowPair {
-                    query: query.row(y),
-                    cells: (xs.start, xs.end),
-                    keys: frame.keys.row(my),
-                    values: &frame.values[my * w..(my + 1) * w],
-                    radius: r,
-                };
-                scan(&pair, query, &mut top);
+    // Bands of query rows: one memory row, once loaded, serves every row of the band it is
+    // in the window of. For each query cell the candidates still come frame by frame, memory
+    // row by memory row, left to right.
+    out.par_chunks_mut(w * BAND)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            let y0 = band * BAND;
+            let band_rows: Vec<usize> = (y0..(y0 + BAND).min(h))
+                .filter(|y| ys.contains(y))
+                .collect();
+            let (Some(&first), Some(&last)) = (band_rows.first(), band_rows.last()) else {
+                return;
+            };
+            let mut tops: Vec<RowTop> = band_rows
+                .iter()
+                .map(|_| RowTop::new(cfg.top_k, xs.len()))
+                .collect();
+            for frame in memory {
+                // A frame searched globally is a window covering the whole grid.
+                let r = if frame.global { h.max(w) } else { cfg.radius };
+                for my in first.saturating_sub(r)..(last + r + 1).min(h) {
+                    for (&y, top) in band_rows.iter().zip(tops.iter_mut()) {
+                        if y.abs_diff(my) > r {
+                            continue;
+                        }
+                        let pair = RowPair {
+                            query: query.row(y),
+                            cells: (xs.start, xs.end),
+                            keys: frame.keys.row(my),
+                            values: &frame.values[my * w..(my + 1) * w],
+                            radius: r,
+                        };
+                        scan(&pair, query, top);
+                    }
+                }
             }
-        }
-        for (i, o) in row[xs.clone()].iter_mut().enumerate() {
-            *o = top.read(i, cfg.temperature);
-        }
-    });
+            for (&y, top) in band_rows.iter().zip(&tops) {
+                let row = &mut rows[(y - y0) * w..(y - y0 + 1) * w];
+                for (i, o) in row[xs.clone()].iter_mut().enumerate() {
+                    *o = top.read(i, cfg.temperature);
+                }
+            }
+        });
     out
 }
 
