@@ -197,6 +197,19 @@ fn check_full_frame(outs: &[FeatureMap], engine: &str) {
     eprintln!("{engine}: full frame, worst relative std difference {worst_std:e}, top-5 {want:?}");
 }
 
+/// The f32 backbone on ONNX Runtime; None (said on stderr) when its library is missing and
+/// not required.
+fn ort_backbone(spec: &BackboneSpec) -> Option<Box<dyn BackboneEngine>> {
+    match reuse_vos::engine::backbone(spec, Some(EngineKind::Ort), None, 2) {
+        Ok(o) => Some(o),
+        Err(e) if !common::ort_required() => {
+            eprintln!("skipping: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn bear_frame() -> FeatureMap {
     let path = common::davis2016().join("JPEGImages/480p/bear/00000.jpg");
     normalize(&Frame::load(&path).unwrap())
@@ -240,10 +253,8 @@ fn split_engines_agree_on_the_taps() {
     let input = bear_frame();
     let mut burn = BurnBackbone::new(&spec);
     let b = burn.pyramid(&input).unwrap();
-    let mut ort = match reuse_vos::engine::backbone(&spec, Some(EngineKind::Ort), None, 2) {
-        Ok(o) => o,
-        Err(e) if !common::ort_required() => return eprintln!("skipping: {e}"),
-        Err(e) => panic!("{e}"),
+    let Some(mut ort) = ort_backbone(&spec) else {
+        return;
     };
     let o = ort.pyramid(&input).unwrap();
     for ((name, x), (_, y)) in b.named().into_iter().zip(o.named()) {
@@ -271,10 +282,8 @@ fn the_int8_backbone_stays_close_to_f32_and_only_runs_on_ort() {
         .int8
         .as_ref()
         .expect("the embedded backbone has an int8 plan");
-    let mut f32 = match reuse_vos::engine::backbone(&spec, Some(EngineKind::Ort), None, 2) {
-        Ok(o) => o,
-        Err(e) if !common::ort_required() => return eprintln!("skipping: {e}"),
-        Err(e) => panic!("{e}"),
+    let Some(mut f32) = ort_backbone(&spec) else {
+        return;
     };
     let mut int8 =
         reuse_vos::engine::backbone(&spec, Some(EngineKind::Ort), Some(plan), 2).unwrap();

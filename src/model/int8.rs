@@ -1,12 +1,15 @@
 //! Static int8 for the backbone: the value ranges measured on DAVIS frames (calibration) and
 //! the quantisation of weights and activations the QDQ graphs use.
 
+use crate::error::{Error, Result};
 use crate::model::backbone::ConvLayer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 
-/// Weights use 7 bits (±63): on AVX2 without VNNI, ONNX Runtime multiplies u8 activations by
-/// s8 weights in pairs summed in 16 bits, which full-range weights can saturate.
+/// Weights use the full ±127. (On AVX2 without VNNI, ONNX Runtime sums u8 × s8 products in
+/// pairs in 16 bits, which can saturate; 7-bit weights, its advice against that, measured the
+/// same feature error here.)
 const WEIGHT_LEVELS: f32 = 127.0;
 
 /// The fraction of values at each end calibration lets saturate.
@@ -18,6 +21,26 @@ const CLIP: f64 = 1e-4;
 pub struct Int8Plan {
     pub ranges: Ranges,
     pub from: usize,
+}
+
+/// The embedded backbone's plan (`null` until calibrated).
+static EMBEDDED: &str = include_str!("../../weights/backbone-int8.json");
+
+impl Int8Plan {
+    /// The plan of the embedded backbone, if it has one.
+    pub fn embedded() -> Result<Option<Int8Plan>> {
+        serde_json::from_str(EMBEDDED).map_err(|e| Error::Format {
+            path: "embedded backbone-int8.json".into(),
+            reason: format!("not an int8 plan: {e}"),
+        })
+    }
+
+    /// A plan `reuse-vos weights calibrate` wrote.
+    pub fn load(path: &Path) -> Result<Int8Plan> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not an int8 plan: {e}")))
+    }
 }
 
 /// Every quantised value's range as calibration saw it, by name: `image` (the normalised
@@ -47,11 +70,11 @@ impl Ranges {
     }
 
     /// The u8 quantisation of `name` (an error naming it when calibration never saw it).
-    pub fn q(&self, name: &str) -> crate::error::Result<(f32, u8)> {
+    pub fn q(&self, name: &str) -> Result<(f32, u8)> {
         let &(lo, hi) = self
             .values
             .get(name)
-            .ok_or_else(|| crate::Error::Invalid(format!("int8 ranges: no range for {name}")))?;
+            .ok_or_else(|| Error::Invalid(format!("int8 ranges: no range for {name}")))?;
         Ok(activation_q(lo, hi))
     }
 }

@@ -26,8 +26,6 @@ static DECODER_MEMORY_CONFIG: &str = include_str!("../../weights/decoder-memory.
 static DECODER_FUSION_SAFETENSORS: &[u8] =
     include_bytes!("../../weights/decoder-fusion.safetensors");
 static DECODER_FUSION_CONFIG: &str = include_str!("../../weights/decoder-fusion.json");
-/// The embedded backbone's int8 plan (`reuse-vos weights calibrate`; `null` before).
-static BACKBONE_INT8: &str = include_str!("../../weights/backbone-int8.json");
 /// The trained reuse path (see `weights/MANIFEST.md`), and its config.
 static REUSE_SAFETENSORS: &[u8] = include_bytes!("../../weights/reuse.safetensors");
 static REUSE_CONFIG: &str = include_str!("../../weights/reuse.json");
@@ -57,7 +55,7 @@ impl Model {
             decoder,
             decoder_config: config,
             reuse: Some(load_reuse(REUSE_SAFETENSORS, &reuse_config, reuse_origin)?),
-            int8: parse_config(BACKBONE_INT8, "embedded backbone-int8.json")?,
+            int8: Int8Plan::embedded()?,
         })
     }
 
@@ -114,10 +112,7 @@ impl Model {
 
     /// With the int8 plan from a JSON file (`reuse-vos weights calibrate`).
     pub fn with_int8_plan(mut self, path: &Path) -> Result<Model> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
-        let plan: Int8Plan = serde_json::from_str(&text)
-            .map_err(|e| Error::format(path, format!("not an int8 plan: {e}")))?;
-        self.int8 = Some(plan);
+        self.int8 = Some(Int8Plan::load(path)?);
         Ok(self)
     }
 

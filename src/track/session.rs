@@ -108,17 +108,14 @@ struct FrameRun<'f> {
     times: StageTimes,
 }
 
-/// The number format the backbone runs in: the one asked for (an error when it cannot run),
-/// else int8 where it can.
+/// The number format the backbone runs in: the one asked for (an error when there is no int8
+/// plan; `engine::backbone` refuses int8 on Burn), else int8 where it can run.
 fn resolve_precision(
     asked: Option<Precision>,
     kind: EngineKind,
     model: &Model,
 ) -> Result<Precision> {
     match (asked, kind, &model.int8) {
-        (Some(Precision::Int8), EngineKind::Burn, _) => Err(Error::Invalid(
-            "--precision int8 runs on ONNX Runtime only (the Burn engine is f32)".into(),
-        )),
         (Some(Precision::Int8), _, None) => Err(Error::Invalid(
             "--precision int8: these backbone weights have no int8 ranges (make them with `reuse-vos weights calibrate`, pass them with --int8-plan)".into(),
         )),

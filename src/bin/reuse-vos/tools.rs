@@ -8,6 +8,7 @@ use reuse_vos::io::Frame;
 use reuse_vos::model::Model;
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::normalize;
+use reuse_vos::model::int8::Int8Plan;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -274,11 +275,11 @@ pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
             };
             // ONNX Runtime also in int8, when there is a plan for these weights.
             let plan = match (&engine.int8_plan, &engine.weights) {
-                (Some(p), _) => Model::embedded()?.with_int8_plan(p)?.int8,
-                (None, None) => Model::embedded()?.int8,
+                (Some(p), _) => Some(Int8Plan::load(p)?),
+                (None, None) => Int8Plan::embedded()?,
                 (None, Some(_)) => None,
             };
-            let variants: Vec<(EngineKind, Option<&reuse_vos::model::int8::Int8Plan>)> = kinds
+            let variants: Vec<(EngineKind, Option<&Int8Plan>)> = kinds
                 .iter()
                 .flat_map(|&k| match (k, &plan) {
                     (EngineKind::Ort, Some(p)) => vec![(k, None), (k, Some(p))],
@@ -353,7 +354,7 @@ fn calibrate(
     });
     let ranges = reuse_vos::engine::ort::backbone::calibrate(&spec, images, engine.threads)?;
     bar.finish_and_clear();
-    let plan = reuse_vos::model::int8::Int8Plan { ranges, from };
+    let plan = Int8Plan { ranges, from };
     let text = serde_json::to_string_pretty(&plan)?;
     reuse_vos::io::atomic::write_bytes(out, text.as_bytes())?;
     println!(

@@ -35,8 +35,8 @@ pub fn output_key(block: &Block) -> String {
     }
 }
 
-/// Adds blocks `range` of the spec, reading `input`; returns the name of the last output. Blocks listed in `outputs` get their `features.<i>` name (and
-/// become graph outputs).
+/// Adds blocks `range` of the spec, reading `input`; returns the name of the last output.
+/// Blocks listed in `outputs` get their `features.<i>` name (and become graph outputs).
 fn add_blocks(
     g: &mut GraphBuilder,
     spec: &BackboneSpec,
@@ -46,8 +46,8 @@ fn add_blocks(
     build: Build,
 ) -> Result<String> {
     let mut x = input.to_string();
-    // The scale `x` is quantised with (0: f32).
-    let mut x_scale = 0.0;
+    // The scale `x` is quantised with (None: f32).
+    let mut x_scale: Option<f32> = None;
     for block in &spec.blocks[range] {
         // Blocks before `from` stay f32; the first int8 block quantises its input.
         let build = match build {
@@ -55,7 +55,7 @@ fn add_blocks(
             other => other,
         };
         if let Build::Int8(plan) = build
-            && x_scale == 0.0
+            && x_scale.is_none()
         {
             let key = match block.index {
                 0 => "image".to_string(),
@@ -63,7 +63,7 @@ fn add_blocks(
             };
             let q = plan.ranges.q(&key)?;
             x = g.qdq(&x, q, None)?;
-            x_scale = q.0;
+            x_scale = Some(q.0);
         }
         let named = outputs
             .contains(&block.index)
@@ -80,8 +80,12 @@ fn add_blocks(
             let key = format!("{}.{i}", block.index);
             if let Build::Int8(plan) = build {
                 let q = plan.ranges.q(&key)?;
-                y = g.conv_int8(&y, y_scale, layer, q, out)?;
-                y_scale = q.0;
+                // An int8 block's input was quantised just above.
+                let scale = y_scale.ok_or_else(|| {
+                    crate::Error::Invalid(format!("int8 block {} reads an f32 value", block.index))
+                })?;
+                y = g.conv_int8(&y, scale, layer, q, out)?;
+                y_scale = Some(q.0);
             } else {
                 y = g.conv(&y, layer, out)?;
                 if let Build::Calibrate = build {
@@ -95,7 +99,7 @@ fn add_blocks(
                 let sum = g.node("Add", &[&x, &y], vec![], None)?;
                 let q = plan.ranges.q(&key)?;
                 y = g.qdq(&sum, q, named.as_deref())?;
-                y_scale = q.0;
+                y_scale = Some(q.0);
             } else {
                 y = g.node("Add", &[&x, &y], vec![], named.as_deref())?;
                 if let Build::Calibrate = build {
@@ -138,12 +142,12 @@ pub fn calibrate(
     g.feature_input("image", 3);
     add_blocks(&mut g, spec, "image", 0..TAP_S32 + 1, &[], Build::Calibrate)?;
     let keys = g.calibration_keys();
+    let names: Vec<&str> = keys.iter().map(|(_, v)| v.as_str()).collect();
     let mut session = g.session(threads)?;
     let mut ranges = Ranges::default();
     for image in images {
         let image = image?;
         ranges.observe("image", &image.data);
-        let names: Vec<&str> = keys.iter().map(|(_, v)| v.as_str()).collect();
         let out = run(&mut session, &[("image", &image)], &names)?;
         for ((key, _), map) in keys.iter().zip(&out) {
             ranges.observe(key, &map.data);
