@@ -147,3 +147,38 @@ impl ReuseEngine for BurnReuse {
         to_map(self.net.translate(to_tensor(state, d), to_tensor(delta, d)))
     }
 }
+
+/// DINOv2 ViT-S/14 on Burn, with the position embeddings of each grid computed once.
+pub struct BurnVit {
+    net: crate::model::vit::net::Vit,
+    pos: std::collections::HashMap<(usize, usize), FeatureMap>,
+    weights: std::sync::Arc<crate::model::vit::VitWeights>,
+    device: Device,
+}
+
+impl BurnVit {
+    pub fn new(weights: std::sync::Arc<crate::model::vit::VitWeights>) -> BurnVit {
+        let device = device();
+        BurnVit {
+            net: crate::model::vit::net::Vit::from_weights(&weights, &device),
+            pos: std::collections::HashMap::new(),
+            weights,
+            device,
+        }
+    }
+}
+
+impl super::VitEngine for BurnVit {
+    fn tokens(
+        &mut self,
+        image: &FeatureMap,
+        shape: crate::model::vit::VitShape,
+    ) -> Result<FeatureMap> {
+        let grid = shape.grid(self.weights.config.patch);
+        let pos = self
+            .pos
+            .entry(grid)
+            .or_insert_with(|| crate::model::vit::pos::patch_positions(&self.weights, grid));
+        self.net.tokens(image, pos, shape, &self.device)
+    }
+}

@@ -183,3 +183,36 @@ pub fn backbone(
         }
     })
 }
+
+/// The matching backbone (DINOv2 ViT-S/14) on one engine.
+pub trait VitEngine: Send {
+    /// Tokens after `shape.layers` blocks of a normalised image of `shape`'s size, as a
+    /// `[dim, rows, cols]` map.
+    fn tokens(
+        &mut self,
+        image: &FeatureMap,
+        shape: crate::model::vit::VitShape,
+    ) -> Result<FeatureMap>;
+}
+
+impl VitEngine for ort::vit::OrtVit {
+    fn tokens(
+        &mut self,
+        image: &FeatureMap,
+        shape: crate::model::vit::VitShape,
+    ) -> Result<FeatureMap> {
+        ort::vit::OrtVit::tokens(self, image, shape)
+    }
+}
+
+/// The ViT on the chosen engine.
+pub fn vit(
+    weights: std::sync::Arc<crate::model::vit::VitWeights>,
+    kind: EngineKind,
+    threads: usize,
+) -> Result<Box<dyn VitEngine>> {
+    Ok(match kind {
+        EngineKind::Ort => Box::new(ort::vit::OrtVit::new(weights, threads)?),
+        EngineKind::Burn => Box::new(burn::BurnVit::new(weights)),
+    })
+}

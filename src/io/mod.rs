@@ -1,6 +1,7 @@
 //! Frames and masks in and out, and the dataset layouts (DAVIS 2016/2017, YouTube-VOS).
 
 pub mod atomic;
+pub mod cache;
 pub mod dataset;
 pub mod ffmpeg;
 pub mod frame;

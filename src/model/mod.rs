@@ -7,6 +7,7 @@ pub mod load;
 pub mod online;
 pub mod reuse;
 pub mod tensor;
+pub mod vit;
 pub mod weights;
 
 pub use load::Model;

@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod fetch;
 pub mod graph;
 pub mod reuse;
+pub mod vit;
 
 pub use backbone::OrtBackbone;
 
