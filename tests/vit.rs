@@ -94,3 +94,111 @@ fn burn_and_onnx_runtime_agree_on_a_wide_frame() {
     eprintln!("burn vs ort: relative max error {e:.2e}");
     assert!(e < 1e-3, "{e}");
 }
+
+/// Frames 0..5 of rhino, then frame 5 four more times (a still shot), in a fresh folder.
+fn rhino_with_a_still_end(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = common::temp_dir(name);
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let src = common::davis2016().join("JPEGImages/480p/rhino");
+    for i in 0..10 {
+        let from = src.join(format!("{:05}.jpg", i.min(5)));
+        std::fs::copy(from, frames.join(format!("{i:05}.jpg"))).unwrap();
+    }
+    (dir, frames)
+}
+
+#[test]
+fn the_quality_mode_tracks_a_real_clip_and_reused_frames_skip_dinov2() {
+    if weights().is_none() || reuse_vos::engine::ort::environment().is_err() {
+        return eprintln!("skipping: no DINOv2 weights or no ONNX Runtime");
+    }
+    let (dir, frames) = rhino_with_a_still_end("vit-track");
+    let mask = common::davis2016().join("Annotations/480p/rhino/00000.png");
+    let out = dir.join("out");
+    let r = common::segment(
+        &frames,
+        &mask,
+        &out,
+        &["--backbone", "dinov2s", "--vit-side", "224"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["matching"], "dinov2s (layer 8, 392x224)");
+    let mut reused = 0;
+    for f in stats["per_frame"].as_array().unwrap().iter().skip(1) {
+        let path = f["objects"][0]["decision"]["path"].as_str().unwrap();
+        let keys = f["times"]["keys_ms"].as_f64().unwrap();
+        if path == "computed" {
+            assert!(keys > 0.0, "{}: computed without keys", f["frame"]);
+        } else {
+            reused += 1;
+            assert_eq!(keys, 0.0, "{}: DINOv2 ran on a {path} frame", f["frame"]);
+        }
+    }
+    assert!(reused >= 3, "the still end was reused on {reused} frames");
+    let truth = common::davis2016().join("Annotations/480p/rhino");
+    for i in 1..6 {
+        let got = reuse_vos::io::Mask::read_ids(&out.join(format!("{i:05}.png"))).unwrap();
+        let want = reuse_vos::io::Mask::read_binary(&truth.join(format!("{i:05}.png"))).unwrap();
+        let j = reuse_vos::metrics::jaccard(&want.ids, 1, &got.ids, 1);
+        assert!(j > 0.7, "frame {i}: J {j:.3}");
+    }
+}
+
+#[test]
+fn the_quality_mode_says_what_is_missing_or_wrong() {
+    let (dir, frames) = rhino_with_a_still_end("vit-errors");
+    let mask = common::davis2016().join("Annotations/480p/rhino/00000.png");
+    let out = dir.join("out");
+    let missing = dir.join("no-such-dinov2.onnx");
+    let r = common::segment(
+        &frames,
+        &mask,
+        &out,
+        &[
+            "--backbone",
+            "dinov2s",
+            "--dinov2",
+            missing.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{err}");
+    assert!(
+        err.contains("no-such-dinov2.onnx") && err.contains("weights fetch dinov2s"),
+        "{err}"
+    );
+    assert!(
+        !out.join("00001.png").exists(),
+        "no output on a refused run"
+    );
+    // A file that is not the pinned one is refused by its checksum.
+    let wrong = dir.join("wrong.onnx");
+    std::fs::write(&wrong, b"not a network").unwrap();
+    let r = common::segment(
+        &frames,
+        &mask,
+        &out,
+        &["--backbone", "dinov2s", "--dinov2", wrong.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("wrong.onnx") && err.contains("sha256"),
+        "{err}"
+    );
+    if weights().is_some() {
+        let r = common::segment(
+            &frames,
+            &mask,
+            &out,
+            &["--backbone", "dinov2s", "--tracker", "frtm"],
+        );
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            !r.status.success() && err.contains("memory and fusion"),
+            "{err}"
+        );
+    }
+}

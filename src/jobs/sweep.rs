@@ -9,6 +9,7 @@ use crate::metrics::{EvalOptions, evaluate};
 use crate::model::Model;
 use crate::output::sweep_table::{self, SweepRow, series_name};
 use crate::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use crate::track::keys::{MatchBackbone, MatchingConfig};
 use crate::track::{TrackerConfig, TrackerKind};
 use std::path::Path;
 
@@ -30,6 +31,10 @@ pub fn applies(tracker: TrackerKind, policy: GatePolicy) -> bool {
 /// What a sweep runs.
 pub struct SweepPlan<'a> {
     pub trackers: &'a [TrackerKind],
+    /// What the memory matches, each backbone a series of its own (memory and fusion only).
+    pub backbones: &'a [MatchBackbone],
+    /// The memory's window radius for every backbone; None: each backbone's default.
+    pub radius: Option<usize>,
     pub policies: &'a [GatePolicy],
     pub modes: &'a [ReuseMode],
     pub taus: &'a [f32],
@@ -45,19 +50,32 @@ impl SweepPlan<'_> {
         self.runs().is_empty()
     }
 
-    /// Every (tracker, policy, mode, τ) in order.
-    fn runs(&self) -> Vec<(TrackerKind, GatePolicy, Option<ReuseMode>, f32)> {
+    /// Every (tracker, backbone, policy, mode, τ) in order; FRTM only with MobileNetV2 (it
+    /// matches nothing).
+    fn runs(&self) -> Vec<Run> {
         let mut out = Vec::new();
         for &tracker in self.trackers {
-            for &policy in self.policies.iter().filter(|&&p| applies(tracker, p)) {
-                let modes: Vec<Option<ReuseMode>> = if takes_mode(policy) {
-                    self.modes.iter().copied().map(Some).collect()
-                } else {
-                    vec![None]
-                };
-                for &mode in &modes {
-                    for &tau in self.taus {
-                        out.push((tracker, policy, mode, tau));
+            let backbones = self
+                .backbones
+                .iter()
+                .filter(|&&b| tracker != TrackerKind::Frtm || b == MatchBackbone::Mobilenetv2);
+            for &backbone in backbones {
+                for &policy in self.policies.iter().filter(|&&p| applies(tracker, p)) {
+                    let modes: Vec<Option<ReuseMode>> = if takes_mode(policy) {
+                        self.modes.iter().copied().map(Some).collect()
+                    } else {
+                        vec![None]
+                    };
+                    for &mode in &modes {
+                        for &tau in self.taus {
+                            out.push(Run {
+                                tracker,
+                                backbone,
+                                policy,
+                                mode,
+                                tau,
+                            });
+                        }
                     }
                 }
             }
@@ -66,10 +84,42 @@ impl SweepPlan<'_> {
     }
 }
 
+/// One run of a sweep.
+#[derive(Clone, Copy)]
+struct Run {
+    tracker: TrackerKind,
+    backbone: MatchBackbone,
+    policy: GatePolicy,
+    mode: Option<ReuseMode>,
+    tau: f32,
+}
+
+impl Run {
+    /// The session settings of this run on top of `base`.
+    fn config(&self, base: &TrackerConfig, radius: Option<usize>) -> TrackerConfig {
+        let mut cfg = TrackerConfig {
+            tracker: self.tracker,
+            gate: GateSettings {
+                policy: self.policy,
+                tau: self.tau,
+                mode: self.mode.unwrap_or_default(),
+                ..base.gate
+            },
+            matching: MatchingConfig {
+                backbone: self.backbone,
+                ..base.matching
+            },
+            ..base.clone()
+        };
+        cfg.memory.readout.radius = radius.unwrap_or(self.backbone.default_radius());
+        cfg
+    }
+}
+
 /// Runs the plan over `dataset` into `out/<tracker>-<policy>[-<mode>]/tau-<τ>/`. Runs with
 /// τ ≥ 1 never reuse, whatever the policy, so one is run per tracker and shared.
 pub fn sweep(
-    model_for: &dyn Fn(TrackerKind) -> Result<Model>,
+    model_for: &dyn Fn(TrackerKind, MatchBackbone) -> Result<Model>,
     base: &TrackerConfig,
     dataset: &Dataset,
     plan: &SweepPlan,
@@ -78,16 +128,28 @@ pub fn sweep(
     tick: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SweepRow>> {
     let mut rows: Vec<SweepRow> = Vec::new();
-    let mut model: Option<(TrackerKind, Model)> = None;
-    for (tracker, policy, mode, tau) in plan.runs() {
-        if model.as_ref().is_none_or(|(t, _)| *t != tracker) {
-            model = Some((tracker, model_for(tracker)?));
+    let mut model: Option<((TrackerKind, MatchBackbone), Model)> = None;
+    for run in plan.runs() {
+        let Run {
+            tracker,
+            backbone,
+            policy,
+            mode,
+            tau,
+        } = run;
+        if model
+            .as_ref()
+            .is_none_or(|(k, _)| *k != (tracker, backbone))
+        {
+            model = Some(((tracker, backbone), model_for(tracker, backbone)?));
         }
         let Some((_, model)) = &model else {
             continue;
         };
         if tau >= 1.0
-            && let Some(done) = rows.iter().find(|r| r.tau >= 1.0 && r.tracker == tracker)
+            && let Some(done) = rows
+                .iter()
+                .find(|r| r.tau >= 1.0 && (r.tracker, r.backbone) == (tracker, backbone))
         {
             rows.push(SweepRow {
                 policy,
@@ -97,19 +159,10 @@ pub fn sweep(
             });
             continue;
         }
-        let series = series_name(tracker, policy, mode);
-        let rel = format!("{}/tau-{tau}", series.replace('/', "-"));
+        let series = series_name(tracker, backbone, policy, mode);
+        let rel = format!("{}/tau-{tau}", series.replace(['/', '+'], "-"));
         let dir = out.join(&rel);
-        let cfg = TrackerConfig {
-            tracker,
-            gate: GateSettings {
-                policy,
-                tau,
-                mode: mode.unwrap_or_default(),
-                ..base.gate
-            },
-            ..base.clone()
-        };
+        let cfg = run.config(base, plan.radius);
         let label = format!("{series} τ={tau}");
         let summary = run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
         let report = evaluate(
@@ -123,6 +176,7 @@ pub fn sweep(
         let g = &report.global;
         rows.push(SweepRow {
             tracker,
+            backbone,
             policy,
             mode,
             tau,

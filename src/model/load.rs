@@ -40,6 +40,8 @@ pub struct Model {
     pub reuse: Option<ReuseNet>,
     /// How the backbone runs in int8 (None: it has not been calibrated).
     pub int8: Option<Int8Plan>,
+    /// The matching backbone (DINOv2 ViT-S/14), when loaded (`--backbone dinov2s`).
+    pub vit: Option<std::sync::Arc<crate::model::vit::VitWeights>>,
 }
 
 impl Model {
@@ -56,6 +58,7 @@ impl Model {
             decoder_config: config,
             reuse: Some(load_reuse(REUSE_SAFETENSORS, &reuse_config, reuse_origin)?),
             int8: Int8Plan::embedded()?,
+            vit: None,
         })
     }
 
@@ -113,6 +116,14 @@ impl Model {
     /// With the int8 plan from a JSON file (`reuse-vos weights calibrate`).
     pub fn with_int8_plan(mut self, path: &Path) -> Result<Model> {
         self.int8 = Some(Int8Plan::load(path)?);
+        Ok(self)
+    }
+
+    /// With the DINOv2 ViT-S/14 weights of `path` (None: `$REUSE_VOS_DINOV2` or the cache),
+    /// checksum verified.
+    pub fn with_vit(mut self, path: Option<&Path>) -> Result<Model> {
+        let file = crate::model::vit::source::locate(path)?;
+        self.vit = Some(std::sync::Arc::new(crate::model::vit::source::load(&file)?));
         Ok(self)
     }
 

@@ -464,9 +464,8 @@ fn sweep_section(rows: &[SweepRow]) -> Result<String> {
     let mut html = String::from("<section><h2>Sweep</h2>");
     // plotters writes an XML declaration-free <svg>; inline it as is.
     html.push_str(&svg);
-    html.push_str(
-        "<table><tr><th>tracker</th><th>policy</th><th>reuse mode</th><th>τ</th><th>J&amp;F</th><th>J</th><th>F</th><th>reuse</th><th>FPS</th><th>GFLOPs/frame</th><th>MiB/object</th></tr>",
-    );
+    let head: Vec<String> = sweep_table::HEADER.iter().map(|h| esc(h)).collect();
+    let _ = write!(html, "<table><tr><th>{}</th></tr>", head.join("</th><th>"));
     for r in rows {
         let cells: Vec<String> = r.cells().iter().map(|c| esc(c)).collect();
         let _ = write!(html, "<tr><td>{}</td></tr>", cells.join("</td><td>"));

@@ -6,6 +6,7 @@ use super::names::{SWEEP_CSV, SWEEP_MD, SWEEP_SVG};
 use crate::error::{Error, Result};
 use crate::track::TrackerKind;
 use crate::track::gate::{GatePolicy, ReuseMode};
+use crate::track::keys::MatchBackbone;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -14,6 +15,8 @@ use std::path::Path;
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepRow {
     pub tracker: TrackerKind,
+    /// What the memory matched (MobileNetV2, or DINOv2 in the quality mode).
+    pub backbone: MatchBackbone,
     pub policy: GatePolicy,
     /// The reuse path's mode, for the policies that take it (learned, fusion, oracle).
     pub mode: Option<ReuseMode>,
@@ -38,14 +41,14 @@ pub struct SweepRow {
 impl SweepRow {
     /// The curve this row belongs to: the policy, with the reuse mode when it has one.
     pub fn series(&self) -> String {
-        series_name(self.tracker, self.policy, self.mode)
+        series_name(self.tracker, self.backbone, self.policy, self.mode)
     }
 
-    /// The row as the tables show it: tracker, policy, mode, τ, J&F, J, F (%), reuse rate,
-    /// FPS, ms per computed / reused frame, GFLOPs/frame, MiB per object.
-    pub fn cells(&self) -> [String; 13] {
+    /// The row as the tables show it, under [`HEADER`].
+    pub fn cells(&self) -> [String; 14] {
         [
             self.tracker.to_string(),
+            self.backbone.to_string(),
             self.policy.to_string(),
             self.mode.map_or_else(|| "–".to_string(), |m| m.to_string()),
             self.tau.to_string(),
@@ -65,11 +68,39 @@ impl SweepRow {
     }
 }
 
-/// The curve of a tracker, policy and mode: `frtm/learned/stored`, `frtm/copy`.
-pub fn series_name(tracker: TrackerKind, policy: GatePolicy, mode: Option<ReuseMode>) -> String {
+/// The tables' column names.
+pub const HEADER: [&str; 14] = [
+    "tracker",
+    "backbone",
+    "policy",
+    "reuse mode",
+    "τ",
+    "J&F",
+    "J",
+    "F",
+    "reuse rate",
+    "FPS",
+    "ms computed",
+    "ms reused",
+    "GFLOPs/frame",
+    "MiB/object",
+];
+
+/// The curve of a tracker, matching backbone, policy and mode: `frtm/learned/stored`,
+/// `fusion/motion`, `fusion+dinov2s/motion`.
+pub fn series_name(
+    tracker: TrackerKind,
+    backbone: MatchBackbone,
+    policy: GatePolicy,
+    mode: Option<ReuseMode>,
+) -> String {
+    let t = match backbone {
+        MatchBackbone::Mobilenetv2 => tracker.to_string(),
+        b => format!("{tracker}+{b}"),
+    };
     match mode {
-        Some(m) => format!("{tracker}/{policy}/{m}"),
-        None => format!("{tracker}/{policy}"),
+        Some(m) => format!("{t}/{policy}/{m}"),
+        None => format!("{t}/{policy}"),
     }
 }
 
@@ -96,8 +127,13 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
             Ok("") | Err(_) => TrackerKind::default(),
             Ok(t) => <TrackerKind as clap::ValueEnum>::from_str(t, true).map_err(|_| bad())?,
         };
+        let backbone = match cell("backbone") {
+            Ok("") | Err(_) => MatchBackbone::default(),
+            Ok(b) => <MatchBackbone as clap::ValueEnum>::from_str(b, true).map_err(|_| bad())?,
+        };
         rows.push(SweepRow {
             tracker,
+            backbone,
             policy: <GatePolicy as clap::ValueEnum>::from_str(cell("policy")?, true)
                 .map_err(|_| bad())?,
             mode,
@@ -120,16 +156,19 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
     let mut csv = String::from(
-        "tracker,policy,mode,tau,jf,j,f,reuse_rate,fps,ms_computed,ms_reused,gflops_per_frame,object_mib,run\n",
+        "tracker,backbone,policy,mode,tau,jf,j,f,reuse_rate,fps,ms_computed,ms_reused,gflops_per_frame,object_mib,run\n",
     );
-    let mut md = String::from(
-        "| tracker | policy | reuse mode | τ | J&F | J | F | reuse rate | FPS | ms computed | ms reused | GFLOPs/frame | MiB/object |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut md = format!(
+        "| {} |\n|{}\n",
+        HEADER.join(" | "),
+        "---|".repeat(HEADER.len())
     );
     for r in rows {
         let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.1},{:.1},{:.3},{:.2},{}\n",
+            "{},{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.1},{:.1},{:.3},{:.2},{}\n",
             r.tracker,
+            r.backbone,
             r.policy,
             r.tau,
             r.jf,
@@ -226,6 +265,7 @@ mod tests {
     fn the_plot_has_a_line_and_a_legend_entry_per_policy() {
         let row = |policy, tau, jf, fps, reuse_rate| SweepRow {
             tracker: TrackerKind::Frtm,
+            backbone: MatchBackbone::Mobilenetv2,
             policy,
             mode: None,
             tau,

@@ -7,6 +7,7 @@
 pub mod decide;
 pub mod flops;
 pub mod gate;
+pub mod keys;
 pub mod merge;
 pub mod object;
 pub mod paths;

@@ -4,6 +4,7 @@
 use super::decide::{Decided, Oracle, decide};
 use super::flops::StageMacs;
 use super::gate::{GatePolicy, GateSettings, Path};
+use super::keys::{KeySource, MatchBackbone, MatchingConfig};
 use super::merge;
 use super::object::{Anchor, ObjectFrame, ObjectState, Objects, ReuseMemory};
 use super::paths::{self, PathContext, PathResult};
@@ -43,6 +44,8 @@ pub struct TrackerConfig {
     pub threads: usize,
     /// When a frame reuses the last computed one.
     pub gate: GateSettings,
+    /// What the memory matches on (memory and fusion trackers).
+    pub matching: MatchingConfig,
 }
 
 impl Default for TrackerConfig {
@@ -58,6 +61,7 @@ impl Default for TrackerConfig {
             precision: None,
             threads: 2,
             gate: GateSettings::default(),
+            matching: MatchingConfig::default(),
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Session {
     decoder: Box<dyn DecoderEngine>,
     reuse: Option<Box<dyn ReuseEngine>>,
     tracker: Box<dyn Tracker>,
+    /// DINOv2's keys for the memory (quality mode), else None.
+    keys: Option<KeySource>,
     oracle: Option<Oracle>,
     kind: EngineKind,
     precision: Precision,
@@ -185,6 +191,15 @@ impl Session {
         let oracle = oracle.filter(|_| policy == GatePolicy::Oracle && reuse.is_some());
         let precision = resolve_precision(config.precision, kind, model)?;
         let int8 = model.int8.as_ref().filter(|_| precision == Precision::Int8);
+        if config.matching.backbone != MatchBackbone::Mobilenetv2
+            && config.tracker == TrackerKind::Frtm
+        {
+            return Err(Error::Invalid(format!(
+                "--backbone {}: only the memory and fusion trackers match features (use --tracker fusion or memory)",
+                config.matching.backbone
+            )));
+        }
+        let keys = KeySource::new(config.matching, model.vit.as_ref(), kind, config.threads)?;
         Ok(Session {
             backbone: engine::backbone(&model.backbone, Some(kind), int8, config.threads)?,
             decoder: engine::decoder(
@@ -195,6 +210,7 @@ impl Session {
             )?,
             reuse,
             tracker,
+            keys,
             oracle,
             kind,
             precision,
@@ -210,6 +226,18 @@ impl Session {
 
     pub fn engine(&self) -> EngineKind {
         self.kind
+    }
+
+    /// What the memory matches (a description for the stats).
+    pub fn matching(&self) -> String {
+        match (&self.keys, self.size) {
+            (Some(k), Some((w, h))) => {
+                let s = k.shape((w as usize, h as usize));
+                format!("dinov2s (layer {}, {}x{})", s.layers, s.width, s.height)
+            }
+            (Some(_), None) => "dinov2s".into(),
+            (None, _) => "mobilenetv2".into(),
+        }
     }
 
     /// The backbone's number format.
@@ -353,7 +381,11 @@ impl Session {
         let input = run
             .times
             .time(Stage::Target, || self.tracker.frame_input(low, &high));
-        features.deep = Some(DeepFeatures { high, input });
+        let keys = match self.keys.as_mut() {
+            Some(k) => Some(run.times.time(Stage::Keys, || k.keys(run.frame))?),
+            None => None,
+        };
+        features.deep = Some(DeepFeatures { high, input, keys });
         Ok(())
     }
 
@@ -634,7 +666,7 @@ impl Session {
             ),
             None => (half(s8), half(half(s8)), (0, 0, 0)),
         };
-        let m = StageMacs::new(
+        let mut m = StageMacs::new(
             &self.model.backbone,
             &self.model.decoder,
             self.model.reuse.as_ref().filter(|_| self.reuse.is_some()),
@@ -642,6 +674,10 @@ impl Session {
             (frame.height as usize, frame.width as usize),
             [(low.s4.height, low.s4.width), s8, s16, s32],
         );
+        if let Some(k) = &self.keys {
+            // The matching backbone runs with the deep levels, on computed frames.
+            m.backbone_high += k.macs((frame.width as usize, frame.height as usize));
+        }
         self.macs = Some(m);
         m
     }

@@ -13,6 +13,9 @@ pub struct StageTimes {
     #[serde(default)]
     pub output_ms: f64,
     pub backbone_ms: f64,
+    /// The matching backbone (DINOv2) on computed frames, when it is on.
+    #[serde(default)]
+    pub keys_ms: f64,
     /// Starting objects on given masks (the tracker's fit, augmentation included).
     pub init_ms: f64,
     /// The tracker's scoring of computed objects (target model / memory readout).
@@ -31,6 +34,7 @@ pub enum Stage {
     Decode,
     Output,
     Backbone,
+    Keys,
     Init,
     Target,
     Gate,
@@ -45,6 +49,7 @@ impl StageTimes {
             Stage::Decode => &mut self.decode_ms,
             Stage::Output => &mut self.output_ms,
             Stage::Backbone => &mut self.backbone_ms,
+            Stage::Keys => &mut self.keys_ms,
             Stage::Init => &mut self.init_ms,
             Stage::Target => &mut self.target_ms,
             Stage::Gate => &mut self.gate_ms,
@@ -79,11 +84,12 @@ impl StageTimes {
         m
     }
 
-    fn fields(&self) -> [f64; 10] {
+    fn fields(&self) -> [f64; 11] {
         [
             self.decode_ms,
             self.output_ms,
             self.backbone_ms,
+            self.keys_ms,
             self.init_ms,
             self.target_ms,
             self.gate_ms,
@@ -94,11 +100,12 @@ impl StageTimes {
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut f64; 10] {
+    fn fields_mut(&mut self) -> [&mut f64; 11] {
         [
             &mut self.decode_ms,
             &mut self.output_ms,
             &mut self.backbone_ms,
+            &mut self.keys_ms,
             &mut self.init_ms,
             &mut self.target_ms,
             &mut self.gate_ms,

@@ -46,6 +46,9 @@ pub struct VideoStats {
     /// The backbone's number format (f32 or int8).
     #[serde(default)]
     pub precision: String,
+    /// What the memory matched: `mobilenetv2`, or `dinov2s` with its layer and input size.
+    #[serde(default)]
+    pub matching: String,
     /// The reuse policy and thresholds the run used.
     #[serde(default)]
     pub gate: Option<super::gate::GateSettings>,
@@ -373,6 +376,7 @@ pub fn track(
         source,
         engine: session.engine().to_string(),
         precision: session.precision().to_string(),
+        matching: session.matching(),
         gate: session.gate(),
         reverse,
         sizes,
@@ -459,6 +463,7 @@ struct RunInfo {
     source: String,
     engine: String,
     precision: String,
+    matching: String,
     gate: super::gate::GateSettings,
     reverse: bool,
     sizes: Option<Sizes>,
@@ -487,6 +492,7 @@ fn video_stats(
         source: info.source,
         engine: info.engine,
         precision: info.precision,
+        matching: info.matching,
         gate: Some(info.gate),
         frames: per_frame.len(),
         tracked_frames,

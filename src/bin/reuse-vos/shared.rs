@@ -8,6 +8,7 @@ use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::BackboneSpec;
 use reuse_vos::model::online::TargetInput;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use reuse_vos::track::keys::{MatchBackbone, MatchingConfig};
 use reuse_vos::track::safety::SafetyNet;
 use reuse_vos::track::tracker::memory::{MemoryConfig, ReadoutSettings};
 use reuse_vos::track::{TrackerConfig, TrackerKind};
@@ -28,9 +29,24 @@ pub(crate) struct ModelArgs {
     /// Memory: softmax temperature on cosine similarities.
     #[arg(long, value_parser = positive, default_value_t = 0.1)]
     pub(crate) mem_temperature: f32,
-    /// Memory: local window radius in stride-8 cells for tracked frames.
-    #[arg(long, default_value_t = 12)]
-    pub(crate) mem_radius: usize,
+    /// Memory: local window radius in key cells for tracked frames. Default: 12 stride-8
+    /// cells on MobileNetV2 (±96 px), 6 cells of DINOv2's grid (±84 px of its input).
+    #[arg(long)]
+    pub(crate) mem_radius: Option<usize>,
+    /// What the memory matches: MobileNetV2's stride-8 features (the fast default), or the
+    /// tokens of DINOv2 ViT-S/14 (quality mode, memory and fusion trackers; fetch the weights
+    /// once with `reuse-vos weights fetch dinov2s`). A reused frame skips DINOv2.
+    #[arg(long, value_enum, default_value = "mobilenetv2")]
+    pub(crate) backbone: MatchBackbone,
+    /// DINOv2: blocks run; the tokens after the last are the keys (1..=12).
+    #[arg(long, default_value_t = MatchingConfig::default().layers)]
+    pub(crate) vit_layers: usize,
+    /// DINOv2: the input's shorter side in pixels (rounded to a multiple of 14).
+    #[arg(long, default_value_t = MatchingConfig::default().short_side)]
+    pub(crate) vit_side: usize,
+    /// DINOv2: the weights file (default: `$REUSE_VOS_DINOV2`, else the cache's).
+    #[arg(long)]
+    pub(crate) dinov2: Option<PathBuf>,
     /// Memory: match the given frames over the whole frame (else in the local window).
     #[arg(long)]
     pub(crate) mem_global_given: bool,
@@ -257,11 +273,15 @@ pub(crate) fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
 }
 
 pub(crate) fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
-    load_model_for(args, args.tracker)
+    load_model_for(args, args.tracker, args.backbone)
 }
 
 /// The embedded networks with `tracker`'s decoder, and the user's overrides.
-pub(crate) fn load_model_for(args: &ModelArgs, tracker: TrackerKind) -> anyhow::Result<Model> {
+pub(crate) fn load_model_for(
+    args: &ModelArgs,
+    tracker: TrackerKind,
+    backbone: MatchBackbone,
+) -> anyhow::Result<Model> {
     let mut model = Model::embedded_for(&tracker.to_string())?;
     if let Some(p) = &args.decoder {
         model = model.with_decoder_file(p)?;
@@ -274,6 +294,9 @@ pub(crate) fn load_model_for(args: &ModelArgs, tracker: TrackerKind) -> anyhow::
     }
     if let Some(r) = &args.reuse {
         model = model.with_reuse_file(r)?;
+    }
+    if backbone == MatchBackbone::Dinov2s {
+        model = model.with_vit(args.dinov2.as_deref())?;
     }
     Ok(model)
 }
@@ -291,12 +314,17 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
         readout: ReadoutSettings {
             top_k: args.mem_top_k.max(1),
             temperature: args.mem_temperature.max(1e-4),
-            radius: args.mem_radius,
+            radius: args.mem_radius.unwrap_or(args.backbone.default_radius()),
             global_given: args.mem_global_given,
         },
         slots: args.mem_slots,
         write_change: args.mem_write_change,
         write_every: args.mem_write_every.max(1),
+    };
+    cfg.matching = MatchingConfig {
+        backbone: args.backbone,
+        layers: args.vit_layers,
+        short_side: args.vit_side.max(14),
     };
     cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
     cfg.decoder = !args.no_decoder;

