@@ -87,6 +87,9 @@ pub struct SequenceData {
     pub references: Vec<Reference>,
     /// s16 size.
     pub s16: (usize, usize),
+    /// The matching backbone's keys of every frame (DINOv2 tokens), when the memory does not
+    /// match the stride-8 features; empty otherwise.
+    pub keys: Vec<HalfMap>,
 }
 
 /// Builds one sequence's data: features of every frame, masks, and references every
@@ -147,5 +150,6 @@ pub fn load_sequence(
         masks,
         references,
         s16,
+        keys: Vec::new(),
     })
 }

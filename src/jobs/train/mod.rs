@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::model::decoder::{DecoderConfig, DecoderInput, resize};
 use crate::model::online::TargetConfig;
+use crate::track::keys::KeySource;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
-use data::SequenceData;
+use data::{HalfMap, SequenceData};
 use harness::{LoopSpec, Run, Smoothed, Step, train_loop};
 use propagate::ScoreSource;
 use rand::Rng;
@@ -57,6 +58,7 @@ fn frtm_scores() -> ScoreSource {
     ScoreSource {
         tracker: crate::track::TrackerKind::Frtm,
         memory: Default::default(),
+        matching: Default::default(),
     }
 }
 
@@ -344,29 +346,62 @@ pub(crate) fn open_log(files: &RunFiles, header: &str, fresh: bool) -> Result<st
 pub fn prepare(
     dataset: &Dataset,
     engine: &mut dyn BackboneEngine,
+    keys: Option<&mut KeySource>,
     cfg: &TrainConfig,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<SequenceData>> {
     let mut seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
+        if let Some(keys) = keys {
+            cache_keys(dataset, &mut seqs, keys, progress)?;
+        }
         progress.set_message("propagating the memory from every reference");
         propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
     }
     Ok(seqs)
 }
 
+/// The matching backbone's keys of every frame of every sequence (f16), for the memory's
+/// propagation.
+fn cache_keys(
+    dataset: &Dataset,
+    seqs: &mut [SequenceData],
+    keys: &mut KeySource,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
+    let frames: usize = seqs.iter().map(|s| s.features.len()).sum();
+    progress.set_length(frames as u64);
+    progress.set_position(0);
+    progress.set_message("caching the matching backbone's keys");
+    for seq in seqs.iter_mut() {
+        let info = dataset.sequence(&seq.name)?;
+        seq.keys = info
+            .frames
+            .iter()
+            .map(|path| {
+                let k = keys.keys(&crate::io::Frame::load(path)?)?;
+                progress.inc(1);
+                Ok(HalfMap::from_map(&k))
+            })
+            .collect::<Result<Vec<_>>>()?;
+    }
+    Ok(())
+}
+
 /// Trains the decoder on the sequences of `dataset` and writes checkpoints and the weights into
-/// `out`. With `resume`, continues from the checkpoint there.
+/// `out`. With `resume`, continues from the checkpoint there. `keys`: the matching backbone
+/// when the memory does not match MobileNetV2's features (`cfg.score.matching`).
 pub fn train(
     dataset: &Dataset,
     engine: &mut dyn BackboneEngine,
+    keys: Option<&mut KeySource>,
     out: &Path,
     cfg: &TrainConfig,
     resume: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
     let started = Instant::now();
-    let seqs = prepare(dataset, engine, cfg, progress)?;
+    let seqs = prepare(dataset, engine, keys, cfg, progress)?;
     let all: Vec<&SequenceData> = seqs.iter().collect();
     train_on(&all, out, cfg, resume, started, progress)
 }
@@ -383,6 +418,7 @@ pub struct Fold {
 pub fn train_folds(
     dataset: &Dataset,
     engine: &mut dyn BackboneEngine,
+    keys: Option<&mut KeySource>,
     out: &Path,
     cfg: &TrainConfig,
     folds: &[Fold],
@@ -397,7 +433,7 @@ pub fn train_folds(
             )));
         }
     }
-    let seqs = prepare(dataset, engine, cfg, progress)?;
+    let seqs = prepare(dataset, engine, keys, cfg, progress)?;
     let mut states = Vec::new();
     for fold in folds {
         let started = Instant::now();
@@ -429,7 +465,8 @@ fn train_on(
     let dcfg = DecoderConfig::new()
         .with_channels(cfg.decoder.channels)
         .with_score_channels(cfg.score.channels())
-        .with_trained_on(cfg.score.tracker.to_string());
+        .with_trained_on(cfg.score.tracker.to_string())
+        .with_matching(cfg.score.matching.backbone.to_string());
     let spec = LoopSpec {
         iterations: cfg.iterations,
         seed: cfg.seed,

@@ -7,7 +7,8 @@ use super::data::{HalfMap, SequenceData};
 use crate::model::FeatureMap;
 use crate::model::tensor::resize_bilinear;
 use crate::track::TrackerKind;
-use crate::track::tracker::memory::{MemoryConfig, MemoryObject};
+use crate::track::keys::MatchingConfig;
+use crate::track::tracker::memory::{MemoryConfig, MemoryObject, on_grid};
 use rayon::prelude::*;
 
 /// What the decoder is trained to read.
@@ -15,6 +16,9 @@ use rayon::prelude::*;
 pub struct ScoreSource {
     pub tracker: TrackerKind,
     pub memory: MemoryConfig,
+    /// What the memory matches (the keys cached per frame when it is DINOv2).
+    #[serde(default)]
+    pub matching: MatchingConfig,
 }
 
 impl ScoreSource {
@@ -50,16 +54,24 @@ pub fn propagate_all(seqs: &mut [SequenceData], memory: MemoryConfig, span: usiz
     });
 }
 
-/// The memory's probability on frames `start + 1 ..= start + span` (as far as the sequence goes).
+/// The memory's probability on frames `start + 1 ..= start + span` (as far as the sequence
+/// goes), on the stride-8 grid whatever grid the keys have (as the tracker gives it).
 fn propagate(seq: &SequenceData, start: usize, config: MemoryConfig, span: usize) -> Vec<HalfMap> {
-    let s8 = |t: usize| seq.features[t].taps[2].to_map();
-    let first = s8(start);
+    let keys = |t: usize| match seq.keys.get(t) {
+        Some(k) => k.to_map(),
+        None => seq.features[t].taps[2].to_map(),
+    };
+    let (h8, w8) = (
+        seq.features[0].taps[2].height,
+        seq.features[0].taps[2].width,
+    );
+    let first = keys(start);
     let size = (seq.width, seq.height);
     let mut object = MemoryObject::start(config, size, &first, &seq.masks[start]);
     let last = (start + span).min(seq.features.len() - 1);
     let mut out = Vec::new();
     for t in start + 1..=last {
-        let p = object.propagate(&s8(t));
+        let p = object.propagate(&keys(t));
         // Written back as the tracker writes it: the predicted mask, at the stride-8 grid.
         let hard: Vec<f32> = p
             .data
@@ -67,7 +79,7 @@ fn propagate(seq: &SequenceData, start: usize, config: MemoryConfig, span: usize
             .map(|&v| if v > 0.5 { 1.0 } else { 0.0 })
             .collect();
         object.remember(&hard, (p.width, p.height));
-        out.push(HalfMap::from_map(&p));
+        out.push(HalfMap::from_map(&on_grid(p, h8, w8)));
     }
     out
 }

@@ -33,6 +33,9 @@ pub struct DecoderConfig {
     /// The tracker whose scores it was trained on (`frtm`, `memory`, `fusion`).
     #[config(default = "String::from(\"frtm\")")]
     pub trained_on: String,
+    /// What the memory matched when it was trained (`mobilenetv2`, `dinov2s`).
+    #[config(default = "String::from(\"mobilenetv2\")")]
+    pub matching: String,
 }
 
 fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
