@@ -2,6 +2,7 @@
 
 use crate::shared::*;
 use reuse_vos::io::{Dataset, DatasetKind};
+use reuse_vos::jobs::train::Engines;
 use reuse_vos::model::Model;
 use reuse_vos::track::TrackerKind;
 use reuse_vos::track::keys::{KeySource, MatchBackbone, MatchingConfig};
@@ -167,8 +168,10 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         let folds = read_folds(dir, args.fold_ids.as_deref())?;
         let states = reuse_vos::jobs::train::train_folds(
             &dataset,
-            engine.as_mut(),
-            keys.as_mut(),
+            Engines {
+                backbone: engine.as_mut(),
+                keys: keys.as_mut(),
+            },
             &args.out,
             &cfg,
             &folds,
@@ -184,8 +187,10 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let state = reuse_vos::jobs::train::train(
         &dataset,
-        engine.as_mut(),
-        keys.as_mut(),
+        Engines {
+            backbone: engine.as_mut(),
+            keys: keys.as_mut(),
+        },
         &args.out,
         &cfg,
         args.resume,

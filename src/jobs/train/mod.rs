@@ -345,12 +345,12 @@ pub(crate) fn open_log(files: &RunFiles, header: &str, fresh: bool) -> Result<st
 /// data depends on that sequence alone, so one cache serves every fold.
 pub fn prepare(
     dataset: &Dataset,
-    engine: &mut dyn BackboneEngine,
-    keys: Option<&mut KeySource>,
+    engines: Engines,
     cfg: &TrainConfig,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<SequenceData>> {
-    let mut seqs = cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
+    let Engines { backbone, keys } = engines;
+    let mut seqs = cache_sequences(dataset, backbone, cfg.ref_every, cfg.augment, progress)?;
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
         if let Some(keys) = keys {
             cache_keys(dataset, &mut seqs, keys, progress)?;
@@ -359,6 +359,13 @@ pub fn prepare(
         propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
     }
     Ok(seqs)
+}
+
+/// The networks training caches features with: the backbone and, when the memory matches
+/// another backbone's features (`ScoreSource::matching`), that one.
+pub struct Engines<'a> {
+    pub backbone: &'a mut dyn BackboneEngine,
+    pub keys: Option<&'a mut KeySource>,
 }
 
 /// The matching backbone's keys of every frame of every sequence (f16), for the memory's
@@ -389,19 +396,17 @@ fn cache_keys(
 }
 
 /// Trains the decoder on the sequences of `dataset` and writes checkpoints and the weights into
-/// `out`. With `resume`, continues from the checkpoint there. `keys`: the matching backbone
-/// when the memory does not match MobileNetV2's features (`cfg.score.matching`).
+/// `out`. With `resume`, continues from the checkpoint there.
 pub fn train(
     dataset: &Dataset,
-    engine: &mut dyn BackboneEngine,
-    keys: Option<&mut KeySource>,
+    engines: Engines,
     out: &Path,
     cfg: &TrainConfig,
     resume: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
     let started = Instant::now();
-    let seqs = prepare(dataset, engine, keys, cfg, progress)?;
+    let seqs = prepare(dataset, engines, cfg, progress)?;
     let all: Vec<&SequenceData> = seqs.iter().collect();
     train_on(&all, out, cfg, resume, started, progress)
 }
@@ -417,8 +422,7 @@ pub struct Fold {
 /// `train` on the fold's sequences in the same order.
 pub fn train_folds(
     dataset: &Dataset,
-    engine: &mut dyn BackboneEngine,
-    keys: Option<&mut KeySource>,
+    engines: Engines,
     out: &Path,
     cfg: &TrainConfig,
     folds: &[Fold],
@@ -433,7 +437,7 @@ pub fn train_folds(
             )));
         }
     }
-    let seqs = prepare(dataset, engine, keys, cfg, progress)?;
+    let seqs = prepare(dataset, engines, cfg, progress)?;
     let mut states = Vec::new();
     for fold in folds {
         let started = Instant::now();
