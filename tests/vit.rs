@@ -13,10 +13,13 @@ use std::sync::Arc;
 /// The checked file and its weights (fetched into the cache once), or None when it cannot be
 /// had and CI does not require it.
 fn weights() -> Option<(Vec<u8>, Arc<VitWeights>)> {
-    match source::fetch() {
+    // Fetched once per test binary (the tests run in parallel).
+    static FETCHED: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    match FETCHED.get_or_init(|| source::fetch().map_err(|e| e.to_string())) {
         Ok(path) => Some((
-            source::read_checked(&path).unwrap(),
-            Arc::new(source::load(&path).unwrap()),
+            source::read_checked(path).unwrap(),
+            Arc::new(source::load(path).unwrap()),
         )),
         Err(e) if !common::ort_required() => {
             eprintln!("skipping: no DINOv2 weights: {e}");

@@ -27,7 +27,11 @@ pub fn pip_install(requirement: &str, target: &Path) -> Result<(), String> {
     if fetch_disabled() {
         return Err("REUSE_VOS_NO_FETCH is set".into());
     }
-    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    // Unique per process and call: two installs at once never share a folder.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let partial = target.with_extension(format!("partial-{}-{nanos}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     let status = std::process::Command::new("python3")
         .args([
