@@ -29,24 +29,8 @@ pub(crate) struct ModelArgs {
     /// Memory: softmax temperature on cosine similarities.
     #[arg(long, value_parser = positive, default_value_t = 0.1)]
     pub(crate) mem_temperature: f32,
-    /// Memory: local window radius in key cells for tracked frames. Default: 12 stride-8
-    /// cells on MobileNetV2 (±96 px), 6 cells of DINOv2's grid (±84 px of its input).
-    #[arg(long)]
-    pub(crate) mem_radius: Option<usize>,
-    /// What the memory matches: MobileNetV2's stride-8 features (the fast default), or the
-    /// tokens of DINOv2 ViT-S/14 (quality mode, memory and fusion trackers; fetch the weights
-    /// once with `reuse-vos weights fetch dinov2s`). A reused frame skips DINOv2.
-    #[arg(long, value_enum, default_value = "mobilenetv2")]
-    pub(crate) backbone: MatchBackbone,
-    /// DINOv2: blocks run; the tokens after the last are the keys (1..=12).
-    #[arg(long, default_value_t = MatchingConfig::default().layers)]
-    pub(crate) vit_layers: usize,
-    /// DINOv2: the input's shorter side in pixels (rounded to a multiple of 14).
-    #[arg(long, default_value_t = MatchingConfig::default().short_side)]
-    pub(crate) vit_side: usize,
-    /// DINOv2: the weights file (default: `$REUSE_VOS_DINOV2`, else the cache's).
-    #[arg(long)]
-    pub(crate) dinov2: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) matching: MatchingArgs,
     /// Memory: match the given frames over the whole frame (else in the local window).
     #[arg(long)]
     pub(crate) mem_global_given: bool,
@@ -137,6 +121,52 @@ pub(crate) struct ModelArgs {
     /// run on the current frame.
     #[arg(long, value_enum, default_value = "stored")]
     pub(crate) reuse_mode: ReuseMode,
+}
+
+/// What the memory matches (`segment`, `run`, `sweep`, `train`).
+#[derive(clap::Args, Clone)]
+pub(crate) struct MatchingArgs {
+    /// What the memory matches: MobileNetV2's stride-8 features (the fast default), or the
+    /// tokens of DINOv2 ViT-S/14 (quality mode, memory and fusion trackers; fetch the weights
+    /// once with `reuse-vos weights fetch dinov2s`). A reused frame skips DINOv2.
+    #[arg(long, value_enum, default_value = "mobilenetv2")]
+    pub(crate) backbone: MatchBackbone,
+    /// DINOv2: blocks run; the tokens after the last are the keys (1..=12).
+    #[arg(long, default_value_t = MatchingConfig::default().layers)]
+    pub(crate) vit_layers: usize,
+    /// DINOv2: the input's shorter side in pixels (rounded to a multiple of 14).
+    #[arg(long, default_value_t = MatchingConfig::default().short_side)]
+    pub(crate) vit_side: usize,
+    /// DINOv2: the weights file (default: `$REUSE_VOS_DINOV2`, else the cache's).
+    #[arg(long)]
+    pub(crate) dinov2: Option<PathBuf>,
+    /// Memory: local window radius in key cells for tracked frames. Default: 12 stride-8
+    /// cells on MobileNetV2, 6 cells of DINOv2's grid (both ±96 px of a 480-line frame).
+    #[arg(long)]
+    pub(crate) mem_radius: Option<usize>,
+}
+
+impl MatchingArgs {
+    pub(crate) fn config(&self, backbone: MatchBackbone) -> MatchingConfig {
+        MatchingConfig {
+            backbone,
+            layers: self.vit_layers,
+            short_side: self.vit_side.max(14),
+        }
+    }
+
+    /// The window radius for `backbone`: the one asked for, else the backbone's.
+    pub(crate) fn radius(&self, backbone: MatchBackbone) -> usize {
+        self.mem_radius.unwrap_or(backbone.default_radius())
+    }
+
+    /// The DINOv2 weights, checked (for `--backbone dinov2s`).
+    pub(crate) fn vit(&self) -> anyhow::Result<std::sync::Arc<reuse_vos::model::vit::VitWeights>> {
+        let file = reuse_vos::model::vit::source::locate(self.dinov2.as_deref())?;
+        Ok(std::sync::Arc::new(reuse_vos::model::vit::source::load(
+            &file,
+        )?))
+    }
 }
 
 /// Options shared by the commands that run networks.
@@ -273,7 +303,7 @@ pub(crate) fn backbone_spec(args: &EngineArgs) -> anyhow::Result<BackboneSpec> {
 }
 
 pub(crate) fn load_model(args: &ModelArgs) -> anyhow::Result<Model> {
-    load_model_for(args, args.tracker, args.backbone)
+    load_model_for(args, args.tracker, args.matching.backbone)
 }
 
 /// The embedded networks with `tracker`'s decoder, and the user's overrides.
@@ -296,7 +326,7 @@ pub(crate) fn load_model_for(
         model = model.with_reuse_file(r)?;
     }
     if backbone == MatchBackbone::Dinov2s {
-        model = model.with_vit(args.dinov2.as_deref())?;
+        model.vit = Some(args.matching.vit()?);
     }
     Ok(model)
 }
@@ -314,18 +344,14 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
         readout: ReadoutSettings {
             top_k: args.mem_top_k.max(1),
             temperature: args.mem_temperature.max(1e-4),
-            radius: args.mem_radius.unwrap_or(args.backbone.default_radius()),
+            radius: args.matching.radius(args.matching.backbone),
             global_given: args.mem_global_given,
         },
         slots: args.mem_slots,
         write_change: args.mem_write_change,
         write_every: args.mem_write_every.max(1),
     };
-    cfg.matching = MatchingConfig {
-        backbone: args.backbone,
-        layers: args.vit_layers,
-        short_side: args.vit_side.max(14),
-    };
+    cfg.matching = args.matching.config(args.matching.backbone);
     cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
     cfg.decoder = !args.no_decoder;
     cfg.target.channels = args.target_channels.max(1);

@@ -313,11 +313,14 @@ pub(crate) fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.clamp(1, dataset.sequences.len().max(1));
     let cfg = tracker_config(&args.model, (args.model.engine.threads / jobs).max(1));
     let trackers = args.trackers.clone().unwrap_or(vec![args.model.tracker]);
-    let backbones = args.backbones.clone().unwrap_or(vec![args.model.backbone]);
+    let backbones = args
+        .backbones
+        .clone()
+        .unwrap_or(vec![args.model.matching.backbone]);
     let plan = reuse_vos::jobs::sweep::SweepPlan {
         trackers: &trackers,
         backbones: &backbones,
-        radius: args.model.mem_radius,
+        radius: args.model.matching.mem_radius,
         policies: &args.gates,
         modes: &args.reuse_modes,
         taus: &args.taus,

@@ -5,15 +5,8 @@ use reuse_vos::io::{Dataset, DatasetKind};
 use reuse_vos::jobs::train::Engines;
 use reuse_vos::model::Model;
 use reuse_vos::track::TrackerKind;
-use reuse_vos::track::keys::{KeySource, MatchBackbone, MatchingConfig};
+use reuse_vos::track::keys::{KeySource, MatchBackbone};
 use reuse_vos::track::tracker::memory::MemoryConfig;
-
-/// The memory's settings for training: the defaults, with the backbone's window radius.
-fn memory_for(backbone: MatchBackbone, radius: Option<usize>) -> MemoryConfig {
-    let mut m = MemoryConfig::default();
-    m.readout.radius = radius.unwrap_or(backbone.default_radius());
-    m
-}
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -26,20 +19,10 @@ pub(crate) struct TrainArgs {
     /// features, its own errors included), or both (fusion: two channels).
     #[arg(long, value_enum, default_value = "frtm")]
     pub(crate) tracker: TrackerKind,
-    /// What the memory matches for the memory and fusion decoders: MobileNetV2's stride-8
-    /// features, or DINOv2's tokens (cached for every frame first; `--vit-layers`, `--vit-side`,
-    /// `--dinov2` as for `segment`).
-    #[arg(long, value_enum, default_value = "mobilenetv2")]
-    pub(crate) backbone: MatchBackbone,
-    #[arg(long, default_value_t = MatchingConfig::default().layers)]
-    pub(crate) vit_layers: usize,
-    #[arg(long, default_value_t = MatchingConfig::default().short_side)]
-    pub(crate) vit_side: usize,
-    #[arg(long)]
-    pub(crate) dinov2: Option<PathBuf>,
-    /// Memory: window radius in key cells (default: the backbone's, as for `segment`).
-    #[arg(long)]
-    pub(crate) mem_radius: Option<usize>,
+    /// What the memory and fusion decoders' memory matches (DINOv2's tokens are cached for
+    /// every frame first).
+    #[command(flatten)]
+    pub(crate) matching: MatchingArgs,
     /// Output folder: checkpoints, loss.csv, decoder.safetensors.
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -133,11 +116,9 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .try_into()
         .map_err(|_| anyhow::anyhow!("--channels needs 4 values"))?;
-    let matching = MatchingConfig {
-        backbone: args.backbone,
-        layers: args.vit_layers,
-        short_side: args.vit_side.max(14),
-    };
+    let matching = args.matching.config(args.matching.backbone);
+    let mut memory = MemoryConfig::default();
+    memory.readout.radius = args.matching.radius(matching.backbone);
     let cfg = reuse_vos::jobs::train::TrainConfig {
         iterations: args.iterations,
         batch: args.batch,
@@ -148,7 +129,7 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         snapshot_every: args.snapshot_every,
         score: reuse_vos::jobs::train::propagate::ScoreSource {
             tracker: args.tracker,
-            memory: memory_for(args.backbone, args.mem_radius),
+            memory,
             matching,
         },
         ..Default::default()
@@ -156,9 +137,8 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let mut keys = match matching.backbone {
         MatchBackbone::Mobilenetv2 => None,
         MatchBackbone::Dinov2s => {
-            let file = reuse_vos::model::vit::source::locate(args.dinov2.as_deref())?;
-            let weights = std::sync::Arc::new(reuse_vos::model::vit::source::load(&file)?);
             let kind = reuse_vos::engine::resolve(args.engine.engine)?;
+            let weights = args.matching.vit()?;
             KeySource::new(matching, Some(&weights), kind, args.engine.threads)?
         }
     };
