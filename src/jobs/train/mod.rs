@@ -470,7 +470,7 @@ fn train_on(
         .with_channels(cfg.decoder.channels)
         .with_score_channels(cfg.score.channels())
         .with_trained_on(cfg.score.tracker.to_string())
-        .with_matching(cfg.score.matching.backbone.to_string());
+        .with_matching(Some(cfg.score.matching.backbone.to_string()));
     let spec = LoopSpec {
         iterations: cfg.iterations,
         seed: cfg.seed,

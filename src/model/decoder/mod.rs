@@ -33,9 +33,10 @@ pub struct DecoderConfig {
     /// The tracker whose scores it was trained on (`frtm`, `memory`, `fusion`).
     #[config(default = "String::from(\"frtm\")")]
     pub trained_on: String,
-    /// What the memory matched when it was trained (`mobilenetv2`, `dinov2s`).
-    #[config(default = "String::from(\"mobilenetv2\")")]
-    pub matching: String,
+    /// What the memory matched when it was trained (`dinov2s`; None: MobileNetV2's features —
+    /// configs written before the field existed have none, and their decoders read those).
+    #[config(default = "None")]
+    pub matching: Option<String>,
 }
 
 fn conv(cin: usize, cout: usize, k: usize, device: &Device) -> Conv2d {
