@@ -26,6 +26,11 @@ static DECODER_MEMORY_CONFIG: &str = include_str!("../../weights/decoder-memory.
 static DECODER_FUSION_SAFETENSORS: &[u8] =
     include_bytes!("../../weights/decoder-fusion.safetensors");
 static DECODER_FUSION_CONFIG: &str = include_str!("../../weights/decoder-fusion.json");
+/// The fusion decoder trained on the memory matching DINOv2's tokens (the quality mode).
+static DECODER_FUSION_DINOV2_SAFETENSORS: &[u8] =
+    include_bytes!("../../weights/decoder-fusion-dinov2s.safetensors");
+static DECODER_FUSION_DINOV2_CONFIG: &str =
+    include_str!("../../weights/decoder-fusion-dinov2s.json");
 /// The trained reuse path (see `weights/MANIFEST.md`), and its config.
 static REUSE_SAFETENSORS: &[u8] = include_bytes!("../../weights/reuse.safetensors");
 static REUSE_CONFIG: &str = include_str!("../../weights/reuse.json");
@@ -65,16 +70,27 @@ impl Model {
     /// The embedded networks with the decoder trained for `tracker`'s score (`"frtm"`,
     /// `"memory"`, `"fusion"`); a tracker without one of its own reads through FRTM's.
     pub fn embedded_for(tracker: &str) -> Result<Model> {
+        Model::embedded_matching(tracker, "mobilenetv2")
+    }
+
+    /// [`Model::embedded_for`] when the memory matches `matching`'s features (`"mobilenetv2"`,
+    /// `"dinov2s"`): the fusion decoder trained on DINOv2's propagation for the latter.
+    pub fn embedded_matching(tracker: &str, matching: &str) -> Result<Model> {
         let mut model = Model::embedded()?;
-        let (bytes, config) = match tracker {
-            "memory" => (DECODER_MEMORY_SAFETENSORS, DECODER_MEMORY_CONFIG),
-            "fusion" => (DECODER_FUSION_SAFETENSORS, DECODER_FUSION_CONFIG),
+        let (bytes, config, name) = match (tracker, matching) {
+            ("memory", _) => (DECODER_MEMORY_SAFETENSORS, DECODER_MEMORY_CONFIG, "memory"),
+            ("fusion", "dinov2s") => (
+                DECODER_FUSION_DINOV2_SAFETENSORS,
+                DECODER_FUSION_DINOV2_CONFIG,
+                "fusion-dinov2s",
+            ),
+            ("fusion", _) => (DECODER_FUSION_SAFETENSORS, DECODER_FUSION_CONFIG, "fusion"),
             _ => return Ok(model),
         };
         if bytes.is_empty() {
             return Ok(model);
         }
-        let origin = format!("embedded decoder-{tracker}.safetensors");
+        let origin = format!("embedded decoder-{name}.safetensors");
         let config: DecoderConfig = parse_config(config, &origin)?;
         model.decoder = load_decoder(bytes, &config, &origin)?;
         model.decoder_config = config;

@@ -312,7 +312,7 @@ pub(crate) fn load_model_for(
     tracker: TrackerKind,
     backbone: MatchBackbone,
 ) -> anyhow::Result<Model> {
-    let mut model = Model::embedded_for(&tracker.to_string())?;
+    let mut model = Model::embedded_matching(&tracker.to_string(), &backbone.to_string())?;
     if let Some(p) = &args.decoder {
         model = model.with_decoder_file(p)?;
     }
