@@ -148,7 +148,11 @@ impl Session {
         // The memory's score is a probability: without a decoder trained on it, it is read
         // directly (FRTM's decoder measured worse on it: splits/dev.txt J&F 56.7 against 59.2).
         // The same when its decoder read another backbone's matching.
-        let matched = model.decoder_config.matching.as_deref().unwrap_or("mobilenetv2");
+        let matched = model
+            .decoder_config
+            .matching
+            .as_deref()
+            .unwrap_or("mobilenetv2");
         if config.tracker == TrackerKind::Memory
             && (model.decoder_config.trained_on != "memory"
                 || matched != config.matching.backbone.to_string())
