@@ -88,12 +88,20 @@ mod tests {
         // two inputs sit symmetrically about their midpoint (Keys' a = −0.75 does not
         // reproduce the ramp itself; the source network's resize is checked in tests/vit.rs).
         let flat = resize_bicubic(&FeatureMap::new(1, 1, 5, vec![2.0; 5]), 1, 10);
-        assert!(flat.data.iter().all(|v| (v - 2.0).abs() < 1e-6), "{:?}", flat.data);
+        assert!(
+            flat.data.iter().all(|v| (v - 2.0).abs() < 1e-6),
+            "{:?}",
+            flat.data
+        );
         let ramp = FeatureMap::new(1, 1, 8, (0..8).map(|v| v as f32).collect());
         let up = resize_bicubic(&ramp, 1, 16);
         for i in 2..6 {
             let mid = up.data[2 * i + 1] + up.data[2 * i + 2];
-            assert!((mid - (2 * i + 1) as f32).abs() < 1e-4, "{i}: {:?}", up.data);
+            assert!(
+                (mid - (2 * i + 1) as f32).abs() < 1e-4,
+                "{i}: {:?}",
+                up.data
+            );
         }
     }
 }
