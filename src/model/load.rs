@@ -135,14 +135,6 @@ impl Model {
         Ok(self)
     }
 
-    /// With the DINOv2 ViT-S/14 weights of `path` (None: `$REUSE_VOS_DINOV2` or the cache),
-    /// checksum verified.
-    pub fn with_vit(mut self, path: Option<&Path>) -> Result<Model> {
-        let file = crate::model::vit::source::locate(path)?;
-        self.vit = Some(std::sync::Arc::new(crate::model::vit::source::load(&file)?));
-        Ok(self)
-    }
-
     /// With backbone weights from a safetensors file instead of the embedded ones (the
     /// embedded int8 ranges do not hold for them).
     pub fn with_backbone_weights(mut self, path: &Path) -> Result<Model> {

@@ -102,21 +102,23 @@ fn text(b: &[u8]) -> Result<String> {
     String::from_utf8(b.to_vec()).map_err(|_| bad("a name is not UTF-8"))
 }
 
-/// `ModelProto.graph` (field 7): the graph message's bytes and where they sit in the file.
-fn graph_bytes(model: &[u8]) -> Result<(usize, usize)> {
+/// `ModelProto.graph` (field 7): where its key starts, and where the graph message's bytes
+/// start and end in the file.
+fn graph_bytes(model: &[u8]) -> Result<(usize, usize, usize)> {
     let mut f = Fields::new(model);
+    let mut key = 0;
     while let Some((num, field)) = f.next_field()? {
         if let (7, Field::Bytes(b)) = (num, field) {
-            let start = f.pos - b.len();
-            return Ok((start, f.pos));
+            return Ok((key, f.pos - b.len(), f.pos));
         }
+        key = f.pos;
     }
     Err(bad("no graph"))
 }
 
 /// Reads the graph's initializers (f32 only) and nodes.
 pub fn read(model: &[u8]) -> Result<OnnxGraph> {
-    let (start, end) = graph_bytes(model)?;
+    let (_, start, end) = graph_bytes(model)?;
     let mut graph = OnnxGraph::default();
     let mut f = Fields::new(&model[start..end]);
     while let Some((num, field)) = f.next_field()? {
@@ -201,7 +203,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// The model with value `name` added to its graph's outputs (type left for ONNX Runtime to
 /// infer): how the original file's intermediate values are compared with the project's.
 pub fn with_output(model: &[u8], name: &str) -> Result<Vec<u8>> {
-    let (start, end) = graph_bytes(model)?;
+    let (key_start, start, end) = graph_bytes(model)?;
     // ValueInfoProto { name: 1 }, as GraphProto.output (field 12).
     let mut info = Vec::new();
     put_varint(&mut info, (1 << 3) | 2);
@@ -211,16 +213,7 @@ pub fn with_output(model: &[u8], name: &str) -> Result<Vec<u8>> {
     put_varint(&mut graph, (12 << 3) | 2);
     put_varint(&mut graph, info.len() as u64);
     graph.extend_from_slice(&info);
-    // The graph field's key and length precede `start`; rewrite the length.
-    let mut head = Fields::new(model);
-    let mut key_start = 0;
-    while head.pos < start {
-        key_start = head.pos;
-        head.next_field()?;
-        if head.pos >= end {
-            break;
-        }
-    }
+    // The graph field's key and length are rewritten for its new length.
     let mut out = model[..key_start].to_vec();
     put_varint(&mut out, (7 << 3) | 2);
     put_varint(&mut out, graph.len() as u64);
