@@ -5,7 +5,7 @@
 //! (REMN's local attention: recent frames, so distractors far away cannot vote) or over the
 //! whole frame (frames whose mask the user gave).
 
-use super::kernel::{RowPair, RowTop, scan};
+use super::kernel::{MemoryRow, QueryRow, RowTop, scan};
 pub use super::keys::Keys;
 use rayon::prelude::*;
 
@@ -71,19 +71,22 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
                 // A frame searched globally is a window covering the whole grid.
                 let r = if frame.global { h.max(w) } else { cfg.radius };
                 for my in first.saturating_sub(r)..(last + r + 1).min(h) {
-                    for (&y, top) in band_rows.iter().zip(tops.iter_mut()) {
-                        if y.abs_diff(my) > r {
-                            continue;
-                        }
-                        let pair = RowPair {
-                            query: query.row(y),
-                            cells: (xs.start, xs.end),
-                            keys: frame.keys.row(my),
-                            values: &frame.values[my * w..(my + 1) * w],
-                            radius: r,
-                        };
-                        scan(&pair, query, top);
-                    }
+                    let memory = MemoryRow {
+                        cells: (xs.start, xs.end),
+                        keys: frame.keys.row(my),
+                        values: &frame.values[my * w..(my + 1) * w],
+                        radius: r,
+                    };
+                    let mut queries: Vec<QueryRow> = band_rows
+                        .iter()
+                        .zip(tops.iter_mut())
+                        .filter(|(y, _)| y.abs_diff(my) <= r)
+                        .map(|(&y, top)| QueryRow {
+                            keys: query.row(y),
+                            top,
+                        })
+                        .collect();
+                    scan(&mut queries, &memory, query);
                 }
             }
             for (&y, top) in band_rows.iter().zip(&tops) {
