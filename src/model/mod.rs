@@ -5,6 +5,7 @@ pub mod decoder;
 pub mod int8;
 pub mod load;
 pub mod online;
+pub mod projection;
 pub mod reuse;
 pub mod tensor;
 pub mod vit;

@@ -7,6 +7,7 @@ use crate::engine::{EngineKind, VitEngine};
 use crate::error::{Error, Result};
 use crate::io::Frame;
 use crate::model::FeatureMap;
+use crate::model::projection::KeyProjection;
 use crate::model::vit::{VitShape, VitWeights, input, source};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct MatchingConfig {
     /// DINOv2: the input's shorter side (rounded to a multiple of 14; the other side keeps
     /// the aspect).
     pub short_side: usize,
+    /// MobileNetV2: the key channels (None: all 32; 16: the embedded projection).
+    #[serde(default)]
+    pub key_channels: Option<usize>,
 }
 
 impl Default for MatchingConfig {
@@ -59,6 +63,7 @@ impl Default for MatchingConfig {
             backbone: MatchBackbone::Mobilenetv2,
             layers: 8,
             short_side: 420,
+            key_channels: None,
         }
     }
 }
@@ -69,6 +74,20 @@ fn patches(v: f32) -> usize {
 }
 
 impl MatchingConfig {
+    /// The projection of MobileNetV2's keys this asks for (None: the features as they are).
+    pub fn projection(&self) -> Result<Option<KeyProjection>> {
+        if self.backbone != MatchBackbone::Mobilenetv2 {
+            return Ok(None);
+        }
+        match self.key_channels {
+            None | Some(32) => Ok(None),
+            Some(16) => Ok(Some(KeyProjection::embedded()?)),
+            Some(n) => Err(Error::Invalid(format!(
+                "--key-channels {n}: MobileNetV2's keys have 32 channels, or 16 through the embedded projection"
+            ))),
+        }
+    }
+
     /// The ViT's input on frames of `(width, height)`.
     pub fn vit_shape(&self, (w, h): (usize, usize)) -> VitShape {
         let short = patches(self.short_side as f32);

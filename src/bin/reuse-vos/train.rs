@@ -119,6 +119,7 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let matching = args.matching.config(args.matching.backbone);
     let mut memory = MemoryConfig::default();
     memory.readout.radius = args.matching.radius(matching.backbone);
+    memory.readout.given_radius = args.matching.mem_given_radius;
     let cfg = reuse_vos::jobs::train::TrainConfig {
         iterations: args.iterations,
         batch: args.batch,

@@ -87,8 +87,8 @@ pub struct SequenceData {
     pub references: Vec<Reference>,
     /// s16 size.
     pub s16: (usize, usize),
-    /// The matching backbone's keys of every frame (DINOv2 tokens), when the memory does not
-    /// match the stride-8 features; empty otherwise.
+    /// The matching keys of every frame (DINOv2 tokens, or the stride-8 features projected),
+    /// when the memory does not match the stride-8 features as they are; empty otherwise.
     pub keys: Vec<HalfMap>,
 }
 

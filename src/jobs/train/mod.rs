@@ -354,6 +354,15 @@ pub fn prepare(
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
         if let Some(keys) = keys {
             cache_keys(dataset, &mut seqs, keys, progress)?;
+        } else if let Some(p) = cfg.score.matching.projection()? {
+            // Projected stride-8 keys, as the tracker matches with `--key-channels`.
+            for seq in seqs.iter_mut() {
+                seq.keys = seq
+                    .features
+                    .iter()
+                    .map(|f| Ok(HalfMap::from_map(&p.apply(&f.taps[2].to_map())?)))
+                    .collect::<Result<Vec<_>>>()?;
+            }
         }
         progress.set_message("propagating the memory from every reference");
         propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);

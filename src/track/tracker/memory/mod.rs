@@ -17,7 +17,7 @@ use crate::metrics::region::iou_of;
 use crate::model::FeatureMap;
 use crate::model::backbone::LowFeatures;
 use crate::model::online::area_downsample;
-use readout::{Keys, MemoryFrame, ReadoutConfig, readout};
+use readout::{Keys, MemoryFrame, ReadoutConfig, Window, readout};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -40,8 +40,22 @@ pub struct ReadoutSettings {
     pub top_k: usize,
     pub temperature: f32,
     pub radius: usize,
-    /// Search given frames over the whole frame (else in the local window too).
+    /// Search given frames over the whole frame (else in a local window too).
     pub global_given: bool,
+    /// The local window's radius for given frames (None: `radius`). The given frame can be
+    /// far back in time, the tracked ones are recent.
+    #[serde(default)]
+    pub given_radius: Option<usize>,
+}
+
+impl ReadoutSettings {
+    /// Where a given frame is searched.
+    pub fn given_window(&self) -> Window {
+        match self.global_given {
+            true => Window::Global,
+            false => Window::Local(self.given_radius.unwrap_or(self.radius)),
+        }
+    }
 }
 
 impl Default for MemoryConfig {
@@ -52,6 +66,7 @@ impl Default for MemoryConfig {
                 temperature: 0.1,
                 radius: 12,
                 global_given: false,
+                given_radius: None,
             },
             slots: 7,
             // Chosen on all 30 training sequences (training-free): J&F 67.5 against 66.6 for
@@ -104,9 +119,12 @@ impl Tracker for Memory {
 
     fn score_macs(&self, (c, h, w): (usize, usize, usize)) -> u64 {
         let r = self.config.readout;
-        let window = (2 * r.radius + 1).pow(2);
-        let given = if r.global_given { h * w } else { window };
-        (h * w * c * (given + self.config.slots * window)) as u64
+        let cells = |window| match window {
+            Window::Global => h * w,
+            Window::Local(r) => (2 * r + 1).pow(2),
+        };
+        let (given, recent) = (cells(r.given_window()), cells(Window::Local(r.radius)));
+        (h * w * c * (given + self.config.slots * recent)) as u64
     }
 }
 
@@ -146,7 +164,7 @@ impl MemoryObject {
         let given = MemoryFrame {
             keys: Keys::from_map(keys),
             values: values.clone(),
-            global: config.readout.global_given,
+            window: config.readout.given_window(),
         };
         MemoryObject {
             config,
@@ -166,7 +184,6 @@ impl MemoryObject {
         let cfg = ReadoutConfig {
             top_k: r.top_k,
             temperature: r.temperature,
-            radius: r.radius,
         };
         let p = readout(&keys, &frames, &cfg);
         self.pending = Some(keys);
@@ -195,7 +212,7 @@ impl MemoryObject {
         self.recent.push_back(MemoryFrame {
             keys,
             values,
-            global: false,
+            window: Window::Local(self.config.readout.radius),
         });
         while self.recent.len() > self.config.slots {
             self.recent.pop_front();

@@ -9,13 +9,31 @@ use super::kernel::{MemoryRow, QueryRow, RowTop, scan};
 pub use super::keys::Keys;
 use rayon::prelude::*;
 
-/// One frame in memory: its keys and the object's probability per cell.
+/// One frame in memory: its keys, the object's probability per cell and where it is searched.
 #[derive(Clone, Debug)]
 pub struct MemoryFrame {
     pub keys: Keys,
     pub values: Vec<f32>,
-    /// Search the whole frame (else a window of `radius` cells around the query cell).
-    pub global: bool,
+    pub window: Window,
+}
+
+/// Where a memory frame is searched for a query cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// The whole frame.
+    Global,
+    /// The cells within this many rows and columns of the query cell.
+    Local(usize),
+}
+
+impl Window {
+    /// The radius that covers this window on an `h × w` grid.
+    pub fn radius(self, h: usize, w: usize) -> usize {
+        match self {
+            Window::Global => h.max(w),
+            Window::Local(r) => r,
+        }
+    }
 }
 
 /// How the readout searches and weighs.
@@ -25,8 +43,6 @@ pub struct ReadoutConfig {
     pub top_k: usize,
     /// Softmax temperature on cosine similarities.
     pub temperature: f32,
-    /// Window radius in cells for local frames.
-    pub radius: usize,
 }
 
 /// Query rows per parallel task.
@@ -47,7 +63,7 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
         return readout_reference(query, memory, cfg);
     }
     let mut out = vec![0f32; h * w];
-    let Some((ys, xs)) = reachable(query, memory, cfg.radius) else {
+    let Some((ys, xs)) = reachable(query, memory) else {
         return out;
     };
     // Bands of query rows: one memory row, once loaded, serves every row of the band it is
@@ -68,8 +84,7 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
                 .map(|_| RowTop::new(cfg.top_k, xs.len()))
                 .collect();
             for frame in memory {
-                // A frame searched globally is a window covering the whole grid.
-                let r = if frame.global { h.max(w) } else { cfg.radius };
+                let r = frame.window.radius(h, w);
                 for my in first.saturating_sub(r)..(last + r + 1).min(h) {
                     let memory = MemoryRow {
                         cells: (xs.start, xs.end),
@@ -99,22 +114,19 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
     out
 }
 
-/// The query rows and columns that can see an object cell: the object's bounding box over all
-/// memory frames, grown by the radius (everything when a frame is searched globally); None
-/// when no memory frame holds the object.
+/// The query rows and columns that can see an object cell: each memory frame's bounding box
+/// of the object grown by that frame's radius, all together (everything when a frame holding
+/// the object is searched globally); None when no memory frame holds the object.
 fn reachable(
     query: &Keys,
     memory: &[&MemoryFrame],
-    radius: usize,
 ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
     let (h, w) = (query.height, query.width);
-    let mut bounds: Option<(usize, usize, usize, usize)> = None;
+    let mut reach: Option<(usize, usize, usize, usize)> = None;
     for f in memory {
         let (mh, mw) = (f.keys.height, f.keys.width);
+        let mut bounds: Option<(usize, usize, usize, usize)> = None;
         for (i, _) in f.values.iter().enumerate().filter(|(_, v)| **v > 0.0) {
-            if f.global {
-                return Some((0..h, 0..w));
-            }
             // The memory cell's position on the query grid (the grids match unless sizes differ).
             let (y, x) = ((i / mw) * h / mh, (i % mw) * w / mw);
             bounds = Some(match bounds {
@@ -122,15 +134,28 @@ fn reachable(
                 Some((y0, y1, x0, x1)) => (y0.min(y), y1.max(y), x0.min(x), x1.max(x)),
             });
         }
+        let Some((y0, y1, x0, x1)) = bounds else {
+            continue;
+        };
+        // A margin of one cell beyond the radius covers the rounding between differing grids.
+        let r = f.window.radius(h, w) + 1;
+        let grown = (
+            y0.saturating_sub(r),
+            (y1 + r + 1).min(h),
+            x0.saturating_sub(r),
+            (x1 + r + 1).min(w),
+        );
+        reach = Some(match reach {
+            None => grown,
+            Some((a, b, c, d)) => (
+                a.min(grown.0),
+                b.max(grown.1),
+                c.min(grown.2),
+                d.max(grown.3),
+            ),
+        });
     }
-    // A margin of one cell beyond the radius covers the rounding between differing grids.
-    let r = radius + 1;
-    bounds.map(|(y0, y1, x0, x1)| {
-        (
-            y0.saturating_sub(r)..(y1 + r + 1).min(h),
-            x0.saturating_sub(r)..(x1 + r + 1).min(w),
-        )
-    })
+    reach.map(|(y0, y1, x0, x1)| (y0..y1, x0..x1))
 }
 
 /// The readout written as plainly as possible (every candidate scored, sorted, the best `k`
@@ -145,10 +170,10 @@ pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutCon
             for f in memory {
                 let (mh, mw) = (f.keys.height, f.keys.width);
                 let (my, mx) = ((y * mh / h).min(mh - 1), (x * mw / w).min(mw - 1));
+                let r = f.window.radius(mh, mw);
                 for j in 0..mh {
                     for i in 0..mw {
-                        let near = j.abs_diff(my) <= cfg.radius && i.abs_diff(mx) <= cfg.radius;
-                        if f.global || near {
+                        if j.abs_diff(my) <= r && i.abs_diff(mx) <= r {
                             let k = f.keys.cell(j, i);
                             let s: f32 = q.iter().zip(&k).map(|(a, b)| a * b).sum();
                             cands.push((s, f.values[j * mw + i]));
@@ -190,25 +215,26 @@ mod tests {
             .fold(0f32, f32::max)
     }
 
-    fn frame(seed: u64, global: bool) -> MemoryFrame {
+    fn frame(seed: u64, window: Window) -> MemoryFrame {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 100);
         MemoryFrame {
             keys: Keys::from_map(&random_map(32, 9, 13, seed)),
             values: (0..9 * 13).map(|_| rng.random_range(0.0..1.0)).collect(),
-            global,
+            window,
         }
     }
 
     #[test]
     fn the_fast_readout_matches_the_plain_one() {
         let query = Keys::from_map(&random_map(32, 9, 13, 7));
-        let (a, b, c) = (frame(1, true), frame(2, false), frame(3, false));
-        let memory = [&a, &b, &c];
         for (top_k, radius) in [(1, 0), (5, 2), (20, 4)] {
+            // A global frame, two local ones, one of them with a wider window.
+            let (a, b) = (frame(1, Window::Global), frame(2, Window::Local(radius)));
+            let c = frame(3, Window::Local(radius + 1));
+            let memory = [&a, &b, &c];
             let cfg = ReadoutConfig {
                 top_k,
                 temperature: 0.1,
-                radius,
             };
             let fast = readout(&query, &memory, &cfg);
             let plain = readout_reference(&query, &memory, &cfg);
@@ -224,17 +250,16 @@ mod tests {
         let map = |seed| Keys::from_map(&random_map(32, 11, 37, seed));
         let query = map(17);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let mut frame = |seed, global| MemoryFrame {
+        let mut frame = |seed, window| MemoryFrame {
             keys: map(seed),
             values: (0..11 * 37).map(|_| rng.random_range(0.0..1.0)).collect(),
-            global,
+            window,
         };
-        let (a, b) = (frame(1, true), frame(2, false));
         for (top_k, radius) in [(5, 12), (3, 7), (1, 40)] {
+            let (a, b) = (frame(1, Window::Global), frame(2, Window::Local(radius)));
             let cfg = ReadoutConfig {
                 top_k,
                 temperature: 0.1,
-                radius,
             };
             let fast = readout(&query, &[&a, &b], &cfg);
             let plain = readout_reference(&query, &[&a, &b], &cfg);
@@ -246,8 +271,8 @@ mod tests {
     #[test]
     fn skipping_cells_that_cannot_see_the_object_changes_nothing() {
         let query = Keys::from_map(&random_map(32, 20, 30, 9));
-        let mut a = frame(4, false);
-        let mut b = frame(5, false);
+        let mut a = frame(4, Window::Local(2));
+        let mut b = frame(5, Window::Local(1));
         a.keys = Keys::from_map(&random_map(32, 20, 30, 4));
         b.keys = Keys::from_map(&random_map(32, 20, 30, 5));
         a.values = vec![0.0; 600];
@@ -257,7 +282,6 @@ mod tests {
         let cfg = ReadoutConfig {
             top_k: 3,
             temperature: 0.1,
-            radius: 2,
         };
         let fast = readout(&query, &[&a, &b], &cfg);
         let plain = readout_reference(&query, &[&a, &b], &cfg);
@@ -273,12 +297,11 @@ mod tests {
         let mem = MemoryFrame {
             keys: Keys::from_map(&map),
             values,
-            global: true,
+            window: Window::Global,
         };
         let cfg = ReadoutConfig {
             top_k: 1,
             temperature: 0.1,
-            radius: 0,
         };
         let out = readout(&Keys::from_map(&map), &[&mem], &cfg);
         assert_eq!(out[12], 1.0);
