@@ -8,7 +8,6 @@ use crate::model::FeatureMap;
 use crate::model::weights::{WeightTensor, Weights};
 use ndarray::{Array2, ArrayView2};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The embedded projection of the 32 stride-8 channels to 16 (`weights fit-keys`).
 static KEYS16_SAFETENSORS: &[u8] = include_bytes!("../../weights/keys-pca16.safetensors");
@@ -29,10 +28,6 @@ impl KeyProjection {
             KEYS16_SAFETENSORS,
             "embedded keys-pca16.safetensors",
         )?)
-    }
-
-    pub fn load(path: &Path) -> Result<KeyProjection> {
-        Self::from_weights(&Weights::load(path)?)
     }
 
     fn from_weights(w: &Weights) -> Result<KeyProjection> {

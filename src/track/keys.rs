@@ -76,8 +76,13 @@ fn patches(v: f32) -> usize {
 impl MatchingConfig {
     /// The projection of MobileNetV2's keys this asks for (None: the features as they are).
     pub fn projection(&self) -> Result<Option<KeyProjection>> {
-        if self.backbone != MatchBackbone::Mobilenetv2 {
-            return Ok(None);
+        match (self.backbone, self.key_channels) {
+            (MatchBackbone::Mobilenetv2, _) | (_, None) => {}
+            (backbone, Some(n)) => {
+                return Err(Error::Invalid(format!(
+                    "--key-channels {n}: only MobileNetV2's keys are projected; {backbone}'s are matched as they are"
+                )));
+            }
         }
         match self.key_channels {
             None | Some(32) => Ok(None),

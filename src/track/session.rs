@@ -212,7 +212,11 @@ impl Session {
             )));
         }
         let keys = KeySource::new(config.matching, model.vit.as_ref(), kind, config.threads)?;
-        let projection = config.matching.projection()?;
+        // FRTM matches nothing: no keys to project.
+        let projection = config
+            .matching
+            .projection()?
+            .filter(|_| config.tracker != TrackerKind::Frtm);
         Ok(Session {
             backbone: engine::backbone(&model.backbone, Some(kind), int8, config.threads)?,
             decoder: engine::decoder(
@@ -676,6 +680,13 @@ impl Session {
             return m;
         }
         let s8 = (low.s8.height, low.s8.width);
+        let keys = match deep.and_then(|d| d.keys.as_ref()) {
+            Some(k) => (k.channels, k.height, k.width),
+            None => {
+                let c = self.projection.as_ref().map(|p| p.channels_out());
+                (c.unwrap_or(low.s8.channels), s8.0, s8.1)
+            }
+        };
         let (s16, s32, input) = match deep {
             Some(d) => (
                 (d.high.s16.height, d.high.s16.width),
@@ -688,13 +699,16 @@ impl Session {
             &self.model.backbone,
             &self.model.decoder,
             self.model.reuse.as_ref().filter(|_| self.reuse.is_some()),
-            self.tracker.score_macs(input),
+            self.tracker.score_macs(input, keys),
             (frame.height as usize, frame.width as usize),
             [(low.s4.height, low.s4.width), s8, s16, s32],
         );
         if let Some(k) = &self.keys {
             // The matching backbone runs with the deep levels, on computed frames.
             m.backbone_high += k.macs((frame.width as usize, frame.height as usize));
+        }
+        if let Some(p) = &self.projection {
+            m.backbone_high += (p.channels_in() * p.channels_out() * s8.0 * s8.1) as u64;
         }
         self.macs = Some(m);
         m

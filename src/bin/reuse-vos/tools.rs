@@ -45,7 +45,8 @@ pub(crate) enum WeightsCommand {
         engine: EngineArgs,
     },
     /// Fit the projection of the matching keys to fewer channels (the principal directions of
-    /// the stride-8 features on DAVIS frames; weights/keys-pca16.safetensors is embedded).
+    /// the stride-8 features on DAVIS frames). `--key-channels 16` runs the embedded
+    /// weights/keys-pca16.safetensors, which this command made.
     FitKeys {
         #[command(flatten)]
         davis: DavisArgs,

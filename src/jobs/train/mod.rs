@@ -350,12 +350,14 @@ pub fn prepare(
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<SequenceData>> {
     let Engines { backbone, keys } = engines;
+    let projection = cfg.score.matching.projection()?;
     let mut seqs = cache_sequences(dataset, backbone, cfg.ref_every, cfg.augment, progress)?;
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
         if let Some(keys) = keys {
             cache_keys(dataset, &mut seqs, keys, progress)?;
-        } else if let Some(p) = cfg.score.matching.projection()? {
-            // Projected stride-8 keys, as the tracker matches with `--key-channels`.
+        } else if let Some(p) = projection {
+            // Projected stride-8 keys, as the tracker matches with `--key-channels` (projected
+            // from the f16 cache: within f16 rounding of the tracker's f32 projection).
             for seq in seqs.iter_mut() {
                 seq.keys = seq
                     .features

@@ -71,7 +71,7 @@ impl Tracker for Frtm {
         Ok(Box::new(self.fit(backbone, frame, deep, mask)?))
     }
 
-    fn score_macs(&self, (cin, h, w): (usize, usize, usize)) -> u64 {
+    fn score_macs(&self, (cin, h, w): (usize, usize, usize), _keys: (usize, usize, usize)) -> u64 {
         let c = self.config.channels;
         (h * w * (cin * c + c * 9)) as u64
     }

@@ -83,11 +83,9 @@ impl Tracker for Fusion {
         if self.config.stacked { 2 } else { 1 }
     }
 
-    fn score_macs(&self, input: (usize, usize, usize)) -> u64 {
-        // The memory's part is counted at the stride-8 grid, twice the size of stride 16.
-        let (_, h, w) = input;
-        let memory = super::memory::Memory::new(self.memory).score_macs((32, 2 * h, 2 * w));
-        self.frtm.score_macs(input) + memory
+    fn score_macs(&self, input: (usize, usize, usize), keys: (usize, usize, usize)) -> u64 {
+        let memory = super::memory::Memory::new(self.memory).score_macs(keys, keys);
+        self.frtm.score_macs(input, keys) + memory
     }
 }
 

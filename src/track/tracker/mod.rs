@@ -80,8 +80,9 @@ pub trait Tracker: Send {
         mask: &[u8],
     ) -> Result<Box<dyn ObjectModel>>;
 
-    /// Multiply-accumulates of one object's [`ObjectModel::score`] on an input of this shape.
-    fn score_macs(&self, input: (usize, usize, usize)) -> u64;
+    /// Multiply-accumulates of one object's [`ObjectModel::score`] on an input of shape
+    /// `input` (channels, height, width) with matching keys of shape `keys`.
+    fn score_macs(&self, input: (usize, usize, usize), keys: (usize, usize, usize)) -> u64;
 
     /// Channels of the score it gives the decoder.
     fn score_channels(&self) -> usize {

@@ -88,7 +88,7 @@ pub struct MemoryRow<'a> {
 }
 
 /// A query row (`Keys::row`) and its cells' top-k lists (cell `i` of the lists is query cell
-/// `cells.0 + i`).
+/// `MemoryRow::cells.0 + i`).
 pub struct QueryRow<'a> {
     pub keys: &'a [f32],
     pub top: &'a mut RowTop,
@@ -107,8 +107,8 @@ struct Block {
     above: [u8; G],
 }
 
-/// Offers every candidate of the memory row to each query row (one or two), offsets in
-/// ascending order: for each query cell, memory cells left to right.
+/// Offers every candidate of the memory row to each query row (taken two at a time), offsets
+/// in ascending order: for each query cell, memory cells left to right.
 pub fn scan(rows: &mut [QueryRow], memory: &MemoryRow, grid: &Keys) {
     for pair in rows.chunks_mut(2) {
         match pair {
@@ -246,6 +246,7 @@ mod avx2 {
         stride: usize,
         floor: [[f32; L]; R],
     ) -> [Block; R] {
+        debug_assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
         let span = channels.saturating_sub(1) * stride;
         assert!(q.iter().all(|q| q.len() >= span + L) && k.len() >= span + L + G);
         // SAFETY: only reached when the CPU has AVX2 and FMA (`super::scan_rows` checks); the

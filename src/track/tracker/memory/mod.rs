@@ -1,7 +1,8 @@
 //! The memory tracker (REMN's ideas on the project's frozen backbone, no trained weights):
 //! per object a bank of frames — their keys (L2-normalised stride-8 backbone features) and the
 //! object's probability — read out by top-k matching. Frames whose mask the user gave stay for
-//! the whole video and are searched over the whole frame; tracked frames are written only when
+//! the whole video (searched in a local window, or over the whole frame with
+//! `global_given`); tracked frames are written only when
 //! the object changed enough since the last written one (adaptive update), into a bounded bank
 //! searched in a local window around each query cell (local attention).
 
@@ -117,11 +118,11 @@ impl Tracker for Memory {
         )))
     }
 
-    fn score_macs(&self, (c, h, w): (usize, usize, usize)) -> u64 {
+    fn score_macs(&self, _input: (usize, usize, usize), (c, h, w): (usize, usize, usize)) -> u64 {
         let r = self.config.readout;
-        let cells = |window| match window {
-            Window::Global => h * w,
-            Window::Local(r) => (2 * r + 1).pow(2),
+        let cells = |window: Window| {
+            let side = 2 * window.radius(h, w) + 1;
+            side.min(h) * side.min(w)
         };
         let (given, recent) = (cells(r.given_window()), cells(Window::Local(r.radius)));
         (h * w * c * (given + self.config.slots * recent)) as u64

@@ -1,9 +1,8 @@
 //! The memory readout: every query cell of the current frame takes the `k` memory cells whose
 //! keys are most similar to its own (cosine similarity of L2-normalised backbone features),
 //! and reads their values (the object's probability there) weighted by a softmax of those
-//! similarities. Memory frames are searched either in a local window around the query cell
-//! (REMN's local attention: recent frames, so distractors far away cannot vote) or over the
-//! whole frame (frames whose mask the user gave).
+//! similarities. Each memory frame is searched in its own window: local around the query cell
+//! (REMN's local attention: distractors far away cannot vote), or the whole frame.
 
 use super::kernel::{MemoryRow, QueryRow, RowTop, scan};
 pub use super::keys::Keys;
@@ -27,11 +26,11 @@ pub enum Window {
 }
 
 impl Window {
-    /// The radius that covers this window on an `h × w` grid.
+    /// The radius that covers this window on an `h × w` grid (a wider one covers no more).
     pub fn radius(self, h: usize, w: usize) -> usize {
         match self {
             Window::Global => h.max(w),
-            Window::Local(r) => r,
+            Window::Local(r) => r.min(h.max(w)),
         }
     }
 }
@@ -50,9 +49,9 @@ const BAND: usize = 8;
 
 /// The object's probability at every query cell (h·w), read from `memory`.
 ///
-/// Only the cells that can see the object are computed: with every frame searched in a local
-/// window, a query cell farther than the radius from every object cell of every memory frame
-/// has only zero-valued candidates, so its probability is exactly 0 — the readout skips it.
+/// Only the cells that can see the object are computed: a query cell outside every memory
+/// frame's window around that frame's object cells has only zero-valued candidates, so its
+/// probability is exactly 0 — the readout skips it.
 pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Vec<f32> {
     let (h, w) = (query.height, query.width);
     if memory
@@ -137,7 +136,7 @@ fn reachable(
         let Some((y0, y1, x0, x1)) = bounds else {
             continue;
         };
-        // A margin of one cell beyond the radius covers the rounding between differing grids.
+        // One cell beyond the radius: a margin (the grids match here; see `readout`).
         let r = f.window.radius(h, w) + 1;
         let grown = (
             y0.saturating_sub(r),
