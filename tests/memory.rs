@@ -54,16 +54,21 @@ fn truth(seq: &str, i: usize) -> Mask {
     half_mask(&Mask::read_binary(&p).unwrap())
 }
 
-fn session(slots: usize) -> Session {
-    // The embedded decoder is FRTM's: the session reads the memory's probability directly.
-    let mut cfg = TrackerConfig {
+/// The memory tracker, every frame computed. The embedded decoder is FRTM's: the session reads
+/// the memory's probability directly.
+fn memory_config() -> TrackerConfig {
+    TrackerConfig {
         tracker: TrackerKind::Memory,
         gate: GateSettings {
             policy: GatePolicy::Never,
             ..Default::default()
         },
         ..Default::default()
-    };
+    }
+}
+
+fn session(slots: usize) -> Session {
+    let mut cfg = memory_config();
     cfg.memory.slots = slots;
     // Every frame written, so the bank fills within a few frames.
     cfg.memory.write_every = 1;
@@ -201,14 +206,7 @@ fn the_fusion_tracker_reads_both_scores_through_its_decoder() {
 fn projected_keys_track_with_less_memory() {
     let frames: Vec<Frame> = (0..8).map(|i| frame("rhino", i)).collect();
     let run = |channels: Option<usize>| {
-        let mut cfg = TrackerConfig {
-            tracker: TrackerKind::Memory,
-            gate: GateSettings {
-                policy: GatePolicy::Never,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut cfg = memory_config();
         cfg.matching.key_channels = channels;
         let mut s = Session::new(&Model::embedded().unwrap(), cfg).unwrap();
         track(&mut s, truth("rhino", 0), &frames)
