@@ -31,6 +31,7 @@ fn out_of_range_numbers_are_refused() {
         (vec!["--threads", "0"], "--threads"),
         (vec!["--mem-temperature", "0"], "above 0"),
         (vec!["--fusion-weight", "inf"], "--fusion-weight"),
+        (vec!["--max-side", "10"], "at least 32 pixels"),
     ] {
         let a = seg(&extra);
         refused(&a.iter().map(String::as_str).collect::<Vec<_>>(), says);

@@ -43,6 +43,29 @@ impl Frame {
         })
     }
 
+    /// The frame scaled to `w × h` (bilinear, widened to average every source pixel when
+    /// shrinking, as `image`'s Triangle filter; SIMD: ~1 ms for 854×480 → 640×360 where
+    /// `image::imageops::resize` took ~20).
+    pub fn resized(&self, w: u32, h: u32) -> Result<Frame> {
+        use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
+        if (w, h) == (self.width, self.height) {
+            return Ok(self.clone());
+        }
+        let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("resizing a frame: {e}"));
+        let src = images::ImageRef::new(self.width, self.height, &self.rgb, PixelType::U8x3)
+            .map_err(|e| bad(&e))?;
+        let mut dst = images::Image::new(w.max(1), h.max(1), PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| bad(&e))?;
+        Ok(Frame {
+            width: w.max(1),
+            height: h.max(1),
+            rgb: dst.into_vec(),
+        })
+    }
+
     /// The pixel at (x, y).
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
         let i = (y as usize * self.width as usize + x as usize) * 3;

@@ -37,6 +37,26 @@ impl Mask {
         }
     }
 
+    /// The label map at `w × h`, nearest neighbour (pixel centres).
+    pub fn resized_nearest(&self, w: u32, h: u32) -> Mask {
+        if (w, h) == (self.width, self.height) {
+            return self.clone();
+        }
+        let mut out = Mask::new(w, h);
+        let src = |d: u32, n: u32, s: u32| {
+            (((d as f64 + 0.5) * s as f64 / n as f64) as usize).min(s as usize - 1)
+        };
+        for y in 0..h {
+            let sy = src(y, h, self.height);
+            for x in 0..w {
+                let sx = src(x, w, self.width);
+                out.ids[y as usize * w as usize + x as usize] =
+                    self.ids[sy * self.width as usize + sx];
+            }
+        }
+        out
+    }
+
     /// Reads a label PNG as stored: palette indices or grey values, and how they were stored.
     /// RGB(A), grey+alpha and 16-bit PNGs are refused: their values are not ids.
     pub fn read_png(path: &Path) -> Result<(Mask, MaskEncoding)> {

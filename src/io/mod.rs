@@ -7,6 +7,7 @@ pub mod ffmpeg;
 pub mod frame;
 pub mod mask;
 pub mod palette;
+pub mod prefetch;
 pub mod source;
 
 pub use dataset::{Dataset, DatasetKind, SequenceInfo};

@@ -141,7 +141,7 @@ impl Source {
         first: usize,
         last: Option<usize>,
         reverse: bool,
-    ) -> Result<Box<dyn Iterator<Item = Result<SourceFrame>> + '_>> {
+    ) -> Result<Box<dyn Iterator<Item = Result<SourceFrame>> + Send + '_>> {
         match self {
             Source::Folder { dir, paths } => {
                 let end = last.map_or(paths.len(), |l| l.saturating_add(1).min(paths.len()));

@@ -231,7 +231,6 @@ fn track_sequence(
     let request = TrackRequest {
         frames: source.frames(0, None, false)?,
         masks: BTreeMap::from([(*first, mask)]),
-        max_side: None,
         oracle: wants_oracle.then_some(oracle),
         replay: None,
         source: crate::output::job_record::resolved(source.path()),

@@ -56,7 +56,6 @@ pub struct SegmentJob {
     pub out: PathBuf,
     pub start: Option<usize>,
     pub end: Option<usize>,
-    pub max_side: Option<u32>,
     pub reverse: bool,
     pub overlay: Option<PathBuf>,
     pub matte: Option<PathBuf>,
@@ -207,7 +206,6 @@ pub fn segment(
     let request = TrackRequest {
         frames,
         masks,
-        max_side: job.max_side,
         oracle: None,
         replay: (!records.is_empty()).then_some(Replay {
             records: records.clone(),
@@ -279,11 +277,6 @@ struct Opened {
 fn open_job(job: &SegmentJob, config: &TrackerConfig) -> Result<Option<Opened>> {
     if let Some(o) = &job.overlay {
         VideoWriter::check_path(o)?;
-    }
-    if let Some(m) = job.max_side.filter(|&m| m < 32) {
-        return Err(Error::Invalid(format!(
-            "--max-side {m}: frames must be at least 32 pixels"
-        )));
     }
     let source = Source::open(&job.input)?;
     refuse_overwriting_inputs(job, &source)?;
@@ -363,9 +356,10 @@ fn job_record(job: &SegmentJob, config: &TrackerConfig) -> Result<JobRecord> {
         .iter()
         .map(|m| MaskRecord::of(m.frame, &m.path))
         .collect::<Result<Vec<_>>>()?;
-    // Threads change the speed, not the masks.
+    // Threads change the speed, not the masks; the tracking size has its own field.
     let settings = TrackerConfig {
         threads: 0,
+        size: crate::track::TrackingSize::Default,
         ..config.clone()
     };
     Ok(JobRecord {
@@ -373,7 +367,7 @@ fn job_record(job: &SegmentJob, config: &TrackerConfig) -> Result<JobRecord> {
         masks,
         start: job.start,
         end: job.end,
-        max_side: job.max_side,
+        max_side: config.max_side(),
         reverse: job.reverse,
         mattes: job.matte.is_some(),
         settings: format!("{settings:?}"),
@@ -419,7 +413,6 @@ mod tests {
             out: PathBuf::new(),
             start,
             end,
-            max_side: None,
             reverse,
             overlay: None,
             matte: None,

@@ -18,6 +18,6 @@ pub mod tracker;
 pub mod video;
 
 pub use object::ObjectFrame;
-pub use session::{FrameOutput, Session, TrackerConfig};
+pub use session::{DEFAULT_MAX_SIDE, FrameOutput, Session, TrackerConfig, TrackingSize};
 pub use timing::StageTimes;
 pub use tracker::TrackerKind;

@@ -7,7 +7,8 @@ use std::time::Instant;
 /// Milliseconds spent in each stage of one frame.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StageTimes {
-    /// Reading the frame (image decoding, or ffmpeg's pipe) and resizing it.
+    /// Waiting for the frame: it is read (image decoding, or ffmpeg's pipe) and resized on a
+    /// reader thread ahead of the tracker, so this is the part the tracker did not hide.
     pub decode_ms: f64,
     /// Writing the frame's outputs (masks, mattes, overlay frame).
     #[serde(default)]

@@ -214,12 +214,10 @@ type MaskLoader<'a> = &'a dyn Fn(&FrameStats) -> Result<Mask>;
 /// What to track.
 pub struct TrackRequest<'a> {
     /// The frames in processing order (see [`Source::frames`](crate::io::source::Source::frames)).
-    pub frames: Box<dyn Iterator<Item = Result<SourceFrame>> + 'a>,
+    pub frames: Box<dyn Iterator<Item = Result<SourceFrame>> + Send + 'a>,
     /// Masks by frame index, at the frames' size: the first starts the objects, later ones add
     /// new objects or correct existing ones.
     pub masks: BTreeMap<usize, Mask>,
-    /// Track at this longest side (results are written at the original size).
-    pub max_side: Option<u32>,
     /// The ground truth by the session's frame index, for the `oracle` policy.
     pub oracle: Option<Oracle>,
     pub replay: Option<Replay<'a>>,
@@ -253,46 +251,20 @@ pub fn processing_size(width: u32, height: u32, max_side: Option<u32>) -> (u32, 
     }
 }
 
-fn resize_frame(frame: &Frame, (w, h): (u32, u32)) -> Result<Frame> {
-    let img = image::RgbImage::from_raw(frame.width, frame.height, frame.rgb.clone())
-        .ok_or_else(|| Error::Invalid("frame buffer does not match its size".into()))?;
-    let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
-    Ok(Frame {
-        width: w,
-        height: h,
-        rgb: small.into_raw(),
-    })
-}
-
 /// A given mask at the processing size; an object too small to survive is an error.
 fn scaled_mask(mask: &Mask, processing: (u32, u32), index: usize) -> Result<Mask> {
     if (mask.width, mask.height) == processing {
         return Ok(mask.clone());
     }
-    let small = resize_mask(mask, processing);
+    let small = mask.resized_nearest(processing.0, processing.1);
     let kept = small.object_ids();
     if let Some(lost) = mask.object_ids().into_iter().find(|i| !kept.contains(i)) {
         return Err(Error::Invalid(format!(
-            "frame {index}: object {lost} vanishes at {}x{} (--max-side); give a larger --max-side",
+            "frame {index}: object {lost} vanishes at {}x{} (--max-side); give a larger --max-side, or --max-side 0 to track at the frames' own size",
             processing.0, processing.1
         )));
     }
     Ok(small)
-}
-
-/// Nearest-neighbour resize of a label map.
-fn resize_mask(mask: &Mask, (w, h): (u32, u32)) -> Mask {
-    let mut out = Mask::new(w, h);
-    for y in 0..h as usize {
-        let sy = ((y as f64 + 0.5) * mask.height as f64 / h as f64) as usize;
-        let sy = sy.min(mask.height as usize - 1);
-        for x in 0..w as usize {
-            let sx = ((x as f64 + 0.5) * mask.width as f64 / w as f64) as usize;
-            let sx = sx.min(mask.width as usize - 1);
-            out.ids[y * w as usize + x] = mask.ids[sy * mask.width as usize + sx];
-        }
-    }
-    out
 }
 
 /// Tracks a video, handing every frame's result to `sink` in processing order.
@@ -303,10 +275,14 @@ pub fn track(
     sink: &mut dyn FnMut(&Tracked) -> Result<()>,
     want_mattes: bool,
 ) -> Result<VideoStats> {
+    if let Some(m) = config.max_side().filter(|&m| m < 32) {
+        return Err(Error::Invalid(format!(
+            "--max-side {m}: frames must be at least 32 pixels"
+        )));
+    }
     let TrackRequest {
-        mut frames,
+        frames,
         masks,
-        max_side,
         oracle,
         replay,
         source,
@@ -316,59 +292,68 @@ pub fn track(
         Some(o) => Session::with_oracle(model, config.clone(), o)?,
         None => Session::new(model, config.clone())?,
     };
-    // The frames' size and the size they are tracked at, from the first frame.
-    let mut sizes: Option<Sizes> = None;
     let (records_before, load_mask) = match replay {
         Some(r) => (r.records, Some(r.load_mask)),
         None => (BTreeMap::new(), None),
     };
+    // Only frames the tracker sees are resized (a carried frame without a mask is not).
+    let (given, carried) = (&masks, &records_before);
+    let reader = read_frames(frames, config.max_side(), source.clone(), move |i| {
+        given.contains_key(&i) || !carried.contains_key(&i)
+    });
+    // The frames' size and the size they are tracked at, from the first frame.
+    let mut sizes: Option<Sizes> = None;
     let mut resumed_at = None;
     let start = Instant::now();
     let mut per_frame: Vec<FrameStats> = Vec::new();
     let mut init = 0.0;
-    loop {
-        let t = Instant::now();
-        let Some(item) = frames.next() else { break };
-        let item = item?;
-        let (w, h) = (item.frame.width, item.frame.height);
-        let processing = check_size(&mut sizes, &item, max_side, &source)?;
-        let given = masks.get(&item.index);
-        let carried = records_before.get(&item.index);
-        // Only frames the tracker sees are resized (a carried frame without a mask is not).
-        let scaled = (processing != (w, h) && (given.is_some() || carried.is_none()))
-            .then(|| resize_frame(&item.frame, processing))
-            .transpose()?;
-        let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
-        if let Some(mask) = given {
-            session.add_mask(
-                session.next_index(),
-                scaled_mask(mask, processing, item.index)?,
-            )?;
-        }
-        if let Some(record) = carried {
-            // Finished by the earlier run. Where the user gave a mask, the objects (re)start
-            // from it as they did then; otherwise only the sink sees the frame again.
-            if given.is_some() {
-                session.push(scaled.as_ref().unwrap_or(&item.frame))?;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut frames = crate::io::prefetch::ahead(scope, reader, READ_AHEAD);
+        loop {
+            let t = Instant::now();
+            let Some(read) = frames.next() else {
+                return Ok(());
+            };
+            let ReadFrame {
+                item,
+                processing,
+                scaled,
+            } = read?;
+            sizes.get_or_insert(((item.frame.width, item.frame.height), processing));
+            // The time the tracker waited for the frame (decoding runs ahead of it).
+            let decode_ms = t.elapsed().as_secs_f64() * 1000.0;
+            let given = masks.get(&item.index);
+            if let Some(mask) = given {
+                session.add_mask(
+                    session.next_index(),
+                    scaled_mask(mask, processing, item.index)?,
+                )?;
             }
-            per_frame.push(carry_frame(&item, record, load_mask, sink)?);
-            continue;
+            if let Some(record) = records_before.get(&item.index) {
+                // Finished by the earlier run. Where the user gave a mask, the objects
+                // (re)start from it as they did then; otherwise only the sink sees the frame.
+                if given.is_some() {
+                    session.push(scaled.as_ref().unwrap_or(&item.frame))?;
+                }
+                per_frame.push(carry_frame(&item, record, load_mask, sink)?);
+                continue;
+            }
+            if !records_before.is_empty() && resumed_at.is_none() {
+                resumed_at = Some(item.index);
+            }
+            let mut result = session.push(scaled.as_ref().unwrap_or(&item.frame))?;
+            result.times.decode_ms = decode_ms;
+            init += result.times.init_ms / 1000.0;
+            per_frame.push(track_frame(
+                result,
+                &item,
+                given,
+                processing,
+                want_mattes,
+                sink,
+            )?);
         }
-        if !records_before.is_empty() && resumed_at.is_none() {
-            resumed_at = Some(item.index);
-        }
-        let mut result = session.push(scaled.as_ref().unwrap_or(&item.frame))?;
-        result.times.decode_ms = decode_ms;
-        init += result.times.init_ms / 1000.0;
-        per_frame.push(track_frame(
-            result,
-            &item,
-            given,
-            processing,
-            want_mattes,
-            sink,
-        )?);
-    }
+    })?;
     if per_frame.is_empty() {
         return Err(Error::Invalid(format!("{source}: no frames to track")));
     }
@@ -385,6 +370,41 @@ pub fn track(
         init_seconds: init,
     };
     Ok(video_stats(info, per_frame, &records_before))
+}
+
+/// Frames waiting decoded for the tracker (the reader works on one more).
+const READ_AHEAD: usize = 2;
+
+/// A frame as read, and at the processing size when it differs and the tracker sees it.
+struct ReadFrame {
+    item: SourceFrame,
+    /// The size the video is tracked at.
+    processing: (u32, u32),
+    scaled: Option<Frame>,
+}
+
+/// The frames, each checked against the first one's size and resized for the tracker where
+/// `tracked(index)` says it sees the frame (the work the read-ahead thread does).
+fn read_frames<'a>(
+    frames: Box<dyn Iterator<Item = Result<SourceFrame>> + Send + 'a>,
+    max_side: Option<u32>,
+    source: String,
+    tracked: impl Fn(usize) -> bool + Send + 'a,
+) -> impl Iterator<Item = Result<ReadFrame>> + Send + 'a {
+    let mut sizes: Option<Sizes> = None;
+    frames.map(move |item| {
+        let item = item?;
+        let (w, h) = (item.frame.width, item.frame.height);
+        let processing = check_size(&mut sizes, &item, max_side, &source)?;
+        let scaled = (processing != (w, h) && tracked(item.index))
+            .then(|| item.frame.resized(processing.0, processing.1))
+            .transpose()?;
+        Ok(ReadFrame {
+            item,
+            processing,
+            scaled,
+        })
+    })
 }
 
 /// A frame the earlier run finished: its mask from the earlier run's files, to the sink.

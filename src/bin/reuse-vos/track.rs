@@ -29,9 +29,6 @@ pub(crate) struct SegmentArgs {
     /// mask with --reverse).
     #[arg(long)]
     pub(crate) end: Option<usize>,
-    /// Track at this size of the longest side; masks are written at the original size.
-    #[arg(long)]
-    pub(crate) max_side: Option<u32>,
     /// Propagate backwards, from the last annotated frame to --start.
     #[arg(long)]
     pub(crate) reverse: bool,
@@ -135,7 +132,6 @@ pub(crate) fn run_segment(args: SegmentArgs) -> anyhow::Result<()> {
         out: args.out,
         start: args.start,
         end: args.end,
-        max_side: args.max_side,
         reverse: args.reverse,
         overlay: args.overlay,
         matte: args.matte,

@@ -55,6 +55,11 @@ pub(crate) struct TrainArgs {
     /// Keep the weights every this many iterations (decoder-<iteration>.safetensors); 0 = never.
     #[arg(long, default_value_t = 1000)]
     pub(crate) snapshot_every: usize,
+    /// Train at the size the tracker sees videos: frames and masks scaled to this longest side
+    /// (0: their own size). Default: the tracker's (640 with MobileNetV2 matching, the frames'
+    /// own size with DINOv2).
+    #[arg(long, value_parser = tracking_side)]
+    pub(crate) max_side: Option<u32>,
     /// What to train: the refinement decoder, or the reuse path over a frozen decoder.
     #[arg(long, value_enum, default_value = "decoder")]
     pub(crate) stage: Stage,
@@ -109,6 +114,10 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let mut engine =
         reuse_vos::engine::backbone(&spec, args.engine.engine, None, args.engine.threads)?;
     if args.stage == Stage::Gate {
+        anyhow::ensure!(
+            args.max_side.is_none(),
+            "--max-side: the reuse path trains at the frames' own size (--stage gate takes no tracking size)"
+        );
         return run_train_gate(&args, &dataset, engine.as_mut());
     }
     let channels: [usize; 4] = args
@@ -133,6 +142,8 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             memory,
             matching,
         },
+        // The tracker's size for this matching backbone (`TrackingSize`).
+        max_side: tracking_size(args.max_side).max_side(matching.backbone),
         ..Default::default()
     };
     let mut keys = match matching.backbone {

@@ -14,6 +14,7 @@ use ::ort::value::{
     Outlet, PrimitiveTensorElementType, Shape, SymbolicDimensions, Tensor, TensorElementType,
     ValueType,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// ONNX opset the graphs are written for.
 const OPSET: u32 = 17;
@@ -206,6 +207,20 @@ impl GraphBuilder {
             // steal the cores from the next one (measured: to s32 took 99 ms instead of ~50).
             .with_intra_op_spinning(false)
             .map_err(|e| err(e.to_string()))?;
+        // `REUSE_VOS_ORT_PROFILE=<prefix>`: ONNX Runtime's per-operator profile of every
+        // session built here, one JSON file each (`<prefix>-<n>_<date>.json`, written when it is dropped).
+        let options = match std::env::var_os("REUSE_VOS_ORT_PROFILE").filter(|p| !p.is_empty()) {
+            Some(prefix) => {
+                static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+                let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+                let mut path = prefix;
+                path.push(format!("-{n}"));
+                options
+                    .with_profiling(path)
+                    .map_err(|e| err(e.to_string()))?
+            }
+            None => options,
+        };
         model.into_session(&options).map_err(err)
     }
 }

@@ -8,6 +8,7 @@ use crate::io::{Dataset, Frame};
 use crate::model::FeatureMap;
 use crate::model::backbone::normalize;
 use crate::model::online::TargetConfig;
+use crate::track::video::processing_size;
 use half::f16;
 
 /// A feature map stored as f16.
@@ -101,6 +102,7 @@ pub fn load_sequence(
     cfg: &TargetConfig,
     ref_every: usize,
     augment: usize,
+    max_side: Option<u32>,
 ) -> Result<SequenceData> {
     let info = dataset.sequence(name)?;
     let mut features = Vec::with_capacity(info.frames.len());
@@ -112,6 +114,13 @@ pub fn load_sequence(
         let frame = Frame::load(path)?;
         let mask = dataset.kind.read_annotation(ann)?;
         mask.check_size(frame.width, frame.height, ann)?;
+        // At the size the tracker sees the video (`TrackerConfig::max_side`).
+        let (w, h) = processing_size(frame.width, frame.height, max_side);
+        let (frame, mask) = if (w, h) == (frame.width, frame.height) {
+            (frame, mask)
+        } else {
+            (frame.resized(w, h)?, mask.resized_nearest(w, h))
+        };
         (width, height) = (frame.width as usize, frame.height as usize);
         let p = engine.pyramid(&normalize(&frame))?;
         features.push(FrameFeatures {

@@ -173,7 +173,9 @@ pub fn train_gate(
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
     let started = Instant::now();
-    let seqs = super::cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, progress)?;
+    // The learned gate trains at the frames' own size (as it was trained before tracking
+    // sizes existed).
+    let seqs = super::cache_sequences(dataset, engine, cfg.ref_every, cfg.augment, None, progress)?;
     check_clips(&seqs, cfg)?;
     let run = Run::start(out, started, resume, progress)?;
     let device = Device::flex().autodiff();

@@ -12,6 +12,7 @@ use crate::io::Dataset;
 use crate::model::decoder::{DecoderConfig, DecoderInput, resize};
 use crate::model::online::TargetConfig;
 use crate::track::keys::KeySource;
+use crate::track::video::processing_size;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 use data::{HalfMap, SequenceData};
@@ -52,6 +53,11 @@ pub struct TrainConfig {
     /// What the decoder reads as the tracker's score.
     #[serde(default = "frtm_scores")]
     pub score: ScoreSource,
+    /// Frames (and masks) are scaled to this longest side before anything is cached, as the
+    /// tracker scales a video (None: their own size — the library's default and runs saved
+    /// before the field; the command line's default is the tracker's).
+    #[serde(default)]
+    pub max_side: Option<u32>,
 }
 
 fn frtm_scores() -> ScoreSource {
@@ -86,6 +92,7 @@ impl Default for TrainConfig {
                 channels: [32, 32, 32, 16],
             },
             score: frtm_scores(),
+            max_side: None,
         }
     }
 }
@@ -284,6 +291,7 @@ pub(crate) fn cache_sequences(
     engine: &mut dyn BackboneEngine,
     ref_every: usize,
     augment: usize,
+    max_side: Option<u32>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<SequenceData>> {
     let target_cfg = TargetConfig::default();
@@ -298,6 +306,7 @@ pub(crate) fn cache_sequences(
             &target_cfg,
             ref_every,
             augment,
+            max_side,
         )?);
         progress.inc(1);
     }
@@ -351,10 +360,17 @@ pub fn prepare(
 ) -> Result<Vec<SequenceData>> {
     let Engines { backbone, keys } = engines;
     let projection = cfg.score.matching.projection()?;
-    let mut seqs = cache_sequences(dataset, backbone, cfg.ref_every, cfg.augment, progress)?;
+    let mut seqs = cache_sequences(
+        dataset,
+        backbone,
+        cfg.ref_every,
+        cfg.augment,
+        cfg.max_side,
+        progress,
+    )?;
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
         if let Some(keys) = keys {
-            cache_keys(dataset, &mut seqs, keys, progress)?;
+            cache_keys(dataset, &mut seqs, keys, cfg.max_side, progress)?;
         } else if let Some(p) = projection {
             // Projected stride-8 keys, as the tracker matches with `--key-channels` (projected
             // from the f16 cache: within f16 rounding of the tracker's f32 projection).
@@ -385,6 +401,7 @@ fn cache_keys(
     dataset: &Dataset,
     seqs: &mut [SequenceData],
     keys: &mut KeySource,
+    max_side: Option<u32>,
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
     let frames: usize = seqs.iter().map(|s| s.features.len()).sum();
@@ -397,7 +414,12 @@ fn cache_keys(
             .frames
             .iter()
             .map(|path| {
-                let k = keys.keys(&crate::io::Frame::load(path)?)?;
+                let mut frame = crate::io::Frame::load(path)?;
+                let (w, h) = processing_size(frame.width, frame.height, max_side);
+                if (w, h) != (frame.width, frame.height) {
+                    frame = frame.resized(w, h)?;
+                }
+                let k = keys.keys(&frame)?;
                 progress.inc(1);
                 Ok(HalfMap::from_map(&k))
             })
