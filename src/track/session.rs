@@ -54,7 +54,8 @@ pub struct TrackerConfig {
 
 /// The default tracking size's longest side with MobileNetV2 matching: 854×480 video is
 /// tracked at 640×360 — 12.7 FPS without reuse on 2 cores, where 854×480 gives 8.1;
-/// cross-validated J&F on DAVIS-2016 train 77.4 against 80.0 with the full-size decoders.
+/// cross-validated J&F on DAVIS-2016 train 81.1 with decoders trained at 640 (80.0 at
+/// 854×480 with the full-size ones).
 pub const DEFAULT_MAX_SIDE: u32 = 640;
 
 /// The size a video is tracked at.
