@@ -141,6 +141,7 @@ fn session_with(policy: GatePolicy, tau: f32, mode: ReuseMode) -> Session {
                 mode,
                 // The gate itself, without the safety net (tests/safety_net.rs has it).
                 safety: SafetyNet::off(),
+                ..Default::default()
             },
             ..Default::default()
         },

@@ -187,3 +187,41 @@ fn the_default_gate_follows_a_sliding_object_with_shifted_copies() {
     let j_copy = jaccard(&truth[last_copy].ids, 1, &outs[last_copy].mask.ids, 1);
     assert!(j_copy > 0.8, "frame {last_copy}: J {j_copy}");
 }
+
+#[test]
+fn block_following_copies_a_deforming_object_where_one_shift_cannot() {
+    use reuse_vos::track::flow::Follow;
+    // A flamingo walking: legs and neck move apart from the body.
+    let frames: Vec<Frame> = (0..16).map(|i| frame("flamingo", i)).collect();
+    let truth: Vec<Mask> = (0..16).map(|i| gt("flamingo", i)).collect();
+    let with = |follow| GateSettings {
+        follow,
+        ..Default::default()
+    };
+    let never = GateSettings {
+        policy: GatePolicy::Never,
+        ..Default::default()
+    };
+    let computed = track(session(never), &frames, truth[0].clone());
+    let shift = track(session(with(Follow::Shift)), &frames, truth[0].clone());
+    let blocks = track(session(with(Follow::Blocks)), &frames, truth[0].clone());
+    let copies = |o: &[FrameOutput]| paths(o)[1..].iter().filter(|p| p.is_reuse()).count();
+    let (jc, js, jb) = (
+        mean_j(&computed, &truth),
+        mean_j(&shift, &truth),
+        mean_j(&blocks, &truth),
+    );
+    eprintln!(
+        "flamingo: J {jc:.3} computed; one shift {js:.3} ({} copied); blocks {jb:.3} ({} copied): {:?}",
+        copies(&shift),
+        copies(&blocks),
+        paths(&blocks)
+    );
+    assert!(copies(&blocks) > copies(&shift), "blocks copy more");
+    assert!(jb > jc - 0.03, "J {jb} against {jc} computed");
+    assert_eq!(
+        GateSettings::default().follow,
+        Follow::Blocks,
+        "the default"
+    );
+}

@@ -2,6 +2,7 @@
 //! frame's stride-8 features with the object's last computed frame (template matching, P(reuse)
 //! and Δ); the oracle compares ground truths; the policy turns them into a [`Path`].
 
+use super::flow::{BlockFlow, Follow, block_flow};
 use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
 use super::object::ObjectState;
 use super::safety::{Motion, Thumb, motion};
@@ -20,8 +21,8 @@ pub type Oracle = Box<dyn Fn(usize) -> Result<Option<Mask>> + Send>;
 pub struct Decided {
     pub decision: GateDecision,
     pub delta: Option<FeatureMap>,
-    /// A copy follows the object by this shift (pixels), when the motion policy follows.
-    pub shift: Option<(i32, i32)>,
+    /// How a copy follows the object, when the motion policy follows.
+    pub follow: Option<Followed>,
     /// Time the decision took, milliseconds.
     pub ms: f64,
 }
@@ -38,7 +39,7 @@ impl Decided {
                 safety: None,
             },
             delta: None,
-            shift: None,
+            follow: None,
             ms: 0.0,
         }
     }
@@ -46,6 +47,12 @@ impl Decided {
     pub fn path(&self) -> Path {
         self.decision.path
     }
+}
+
+/// How a copied mask follows its object: one shift (pixels), or a motion per block.
+pub enum Followed {
+    Shift((i32, i32)),
+    Blocks(BlockFlow),
 }
 
 /// The decision for an object whose mask was not given: the gate (when the session has a
@@ -72,9 +79,23 @@ pub fn decide(
         let within = m.pixels as f64 <= settings.safety.max_shift as f64 * f.area.sqrt();
         (settings.follows() && within).then_some(m.shift)
     });
-    let moved = moved.map(|(m, f)| (if shift.is_some() { m.followed() } else { m }, f));
+    let follow = match (settings.follow, shift, &object.anchor) {
+        (Follow::Blocks, Some(by), Some(a)) => Some(Followed::Blocks(block_flow(
+            thumb,
+            &a.thumb,
+            &a.footprint,
+            by,
+        ))),
+        (_, by, _) => by.map(Followed::Shift),
+    };
+    let moved = moved.map(|(m, f)| match &follow {
+        Some(Followed::Blocks(flow)) => (m.followed_by(flow.residual), f),
+        Some(_) => (m.followed(), f),
+        None => (m, f),
+    });
     if settings.policy == GatePolicy::Motion {
-        p_reuse = moved.map(|(m, f)| m.p_reuse(f, settings.safety.max_motion));
+        let scale = settings.follow.change_scale();
+        p_reuse = moved.map(|(m, f)| m.p_reuse(f, settings.safety.max_motion, scale));
     }
     if let (Some(reuse), Some(mem), Some(s8)) = (reuse, &object.reuse, s8) {
         // The gate reads one score channel (fusion's first is the target model's).
@@ -114,7 +135,7 @@ pub fn decide(
             safety,
         },
         delta,
-        shift: shift.filter(|_| path == Path::Copied),
+        follow: follow.filter(|_| path == Path::Copied),
         ms: 0.0,
     })
 }

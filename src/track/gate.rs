@@ -20,9 +20,10 @@ pub enum GatePolicy {
     /// (needs annotations of every frame: the paper's g_IoU).
     Oracle,
     /// The default. Training-free, on every tracker: copy the object's last computed mask,
-    /// moved by the shift its 4×4-pixel luma cells show, when the change left after that shift
-    /// is small (P = 1 − change / 0.133, against τ). Decided before the backbone: a frame where
-    /// every object copies runs no network.
+    /// warped by the motion its 4×4-pixel luma cells show (per 16×16-pixel block, or one shift:
+    /// see [`super::flow::Follow`]), when the change left after that motion is small (P = 1 −
+    /// change / scale, against τ). Decided before the backbone: a frame where every object
+    /// copies runs no network.
     #[default]
     Motion,
 }
@@ -126,6 +127,9 @@ pub struct GateSettings {
     /// The checks that turn a risky reuse back into a computed frame.
     #[serde(default = "super::safety::SafetyNet::off")]
     pub safety: super::safety::SafetyNet,
+    /// How the motion policy's copies follow the object (records from before it: one shift).
+    #[serde(default = "super::flow::Follow::one_shift")]
+    pub follow: super::flow::Follow,
 }
 
 impl Default for GateSettings {
@@ -136,6 +140,7 @@ impl Default for GateSettings {
             tau2: 0.9,
             mode: ReuseMode::Stored,
             safety: Default::default(),
+            follow: Default::default(),
         }
     }
 }

@@ -32,6 +32,14 @@ pub fn merge(ids: &[u8], probs: &[Vec<f32>], n: usize) -> (Vec<u8>, Vec<Vec<f32>
     (labels, soft)
 }
 
+/// The label map of [`merge`] alone (one object: a threshold, no soft map built).
+pub fn labels(ids: &[u8], probs: &[Vec<f32>], n: usize) -> Vec<u8> {
+    if let ([id], [p]) = (ids, probs) {
+        return p.iter().map(|&v| if v > 0.5 { *id } else { 0 }).collect();
+    }
+    merge(ids, probs, n).0
+}
+
 /// Fills `logit` with the log-odds of background (0) and each object at pixel `px`; returns
 /// their maximum and Σ exp(logit − max), the softmax's parts.
 fn log_odds(probs: &[Vec<f32>], px: usize, logit: &mut [f32]) -> (f32, f32) {

@@ -6,6 +6,7 @@
 
 pub mod decide;
 pub mod flops;
+pub mod flow;
 pub mod gate;
 pub mod keys;
 pub mod merge;

@@ -1,7 +1,9 @@
 //! Step 3 of a frame: the path each object's mask comes from. Each returns the object's
 //! probability at the image size and the multiply-accumulates it cost.
 
+use super::decide::Followed;
 use super::flops::StageMacs;
+use super::flow::shifted;
 use super::gate::ReuseMode;
 use super::object::{ObjectState, ReuseMemory};
 use super::timing::{Stage, StageTimes};
@@ -38,40 +40,24 @@ pub fn given(mask: &Mask, id: u8) -> PathResult {
     }
 }
 
-/// The previous frame's probability, as it was (the paper's "copy"); with `shift`, the last
-/// computed frame's probability moved by it (a copy that follows the object).
+/// The previous frame's probability, as it was (the paper's "copy"); with `follow`, the last
+/// computed frame's probability moved by the object's shift or warped by its blocks' motion (a
+/// copy that follows the object).
 pub fn copied(
     object: &mut ObjectState,
-    shift: Option<(i32, i32)>,
+    follow: Option<&Followed>,
     size: (usize, usize),
 ) -> PathResult {
     let kept = object.anchor.as_ref().and_then(|a| a.probability.as_ref());
-    let probability = match (shift, kept) {
-        (Some(by), Some(p)) => shifted(p, size, by),
+    let probability = match (follow, kept) {
+        (Some(Followed::Shift(by)), Some(p)) => shifted(p, size, *by),
+        (Some(Followed::Blocks(flow)), Some(p)) => flow.warp(p, size),
         _ => std::mem::take(&mut object.previous),
     };
     PathResult {
         probability,
         macs: 0,
     }
-}
-
-/// `p` (w×h) moved by `(dx, dy)` pixels; what enters from outside is background.
-fn shifted(p: &[f32], (w, h): (usize, usize), (dx, dy): (i32, i32)) -> Vec<f32> {
-    let mut out = vec![0.0f32; p.len()];
-    for y in 0..h as i64 {
-        let sy = y - dy as i64;
-        if sy < 0 || sy >= h as i64 {
-            continue;
-        }
-        for x in 0..w as i64 {
-            let sx = x - dx as i64;
-            if sx >= 0 && sx < w as i64 {
-                out[y as usize * w + x as usize] = p[sy as usize * w + sx as usize];
-            }
-        }
-    }
-    out
 }
 
 /// The full path: the tracker's score, the decoder's deep and shallow stages. The object's
@@ -167,23 +153,4 @@ pub fn reused(
 fn to_probability(logits: &FeatureMap, (w, h): (usize, usize)) -> Vec<f32> {
     let up = resize_bilinear(&logits.data, logits.height, logits.width, h, w);
     up.into_iter().map(|l| 1.0 / (1.0 + (-l).exp())).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_shift_moves_the_probability_and_lets_background_in() {
-        let p = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3×2
-        assert_eq!(
-            shifted(&p, (3, 2), (1, 0)),
-            vec![0.0, 1.0, 2.0, 0.0, 4.0, 5.0]
-        );
-        assert_eq!(
-            shifted(&p, (3, 2), (0, -1)),
-            vec![4.0, 5.0, 6.0, 0.0, 0.0, 0.0]
-        );
-        assert_eq!(shifted(&p, (3, 2), (0, 0)), p);
-    }
 }

@@ -172,10 +172,13 @@ impl Thumb {
         let (tw, th) = (w.div_ceil(CELL), h.div_ceil(CELL));
         let mut sum = vec![0f32; tw * th];
         let mut count = vec![0u32; tw * th];
-        for (i, px) in frame.rgb.chunks_exact(3).enumerate() {
-            let cell = (i / w / CELL) * tw + (i % w) / CELL;
-            sum[cell] += 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
-            count[cell] += 1;
+        for (y, row) in frame.rgb.chunks_exact(3 * w).enumerate() {
+            let cells = (y / CELL) * tw;
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                let cell = cells + x / CELL;
+                sum[cell] += 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
+                count[cell] += 1;
+            }
         }
         let luma = sum
             .iter()
@@ -189,17 +192,11 @@ impl Thumb {
         }
     }
 
-    fn at(&self, x: i64, y: i64) -> Option<f32> {
+    pub(crate) fn at(&self, x: i64, y: i64) -> Option<f32> {
         let inside = x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height;
         inside.then(|| self.luma[y as usize * self.width + x as usize])
     }
 }
-
-/// The luma change at which the motion gate's P(reuse) reaches 0. Chosen so that the default
-/// τ = 0.7 copies below a change of 0.04: on all 30 DAVIS-2016 train sequences that threshold
-/// reused 21 % of frames with no fold losing more than 0.5 J&F, and 0.05 (τ ≈ 0.63) 29 % with
-/// two folds losing 0.7–0.8.
-pub const CHANGE_SCALE: f32 = 0.04 / 0.3;
 
 /// How an object changed since its last computed frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -225,14 +222,25 @@ impl Motion {
         }
     }
 
-    /// The motion gate's P(reuse): 1 − change / [`CHANGE_SCALE`] (floored at 0), and 0 when
-    /// the object moved more than `max_motion` of its size (a followed motion has moved 0).
-    pub fn p_reuse(&self, footprint: &Footprint, max_motion: f32) -> f32 {
+    /// The motion as a copy that follows the object part by part sees it: only the change
+    /// left after the block warp (`residual`) counts.
+    pub fn followed_by(&self, residual: f32) -> Motion {
+        Motion {
+            pixels: 0.0,
+            change: residual,
+            ..*self
+        }
+    }
+
+    /// The motion gate's P(reuse): 1 − change / `scale` (floored at 0; see
+    /// [`super::flow::Follow::change_scale`]), and 0 when the object moved more than
+    /// `max_motion` of its size (a followed motion has moved 0).
+    pub fn p_reuse(&self, footprint: &Footprint, max_motion: f32, scale: f32) -> f32 {
         let limit = max_motion as f64 * footprint.area.sqrt();
         if self.pixels as f64 > limit || footprint.area == 0.0 {
             return 0.0;
         }
-        (1.0 - self.change / CHANGE_SCALE).max(0.0)
+        (1.0 - self.change / scale).max(0.0)
     }
 }
 
@@ -373,13 +381,13 @@ mod tests {
         let f = Footprint::of(&square(w, h, 8), (w, h));
         let same = motion(&Thumb::of(&frame(8)), &then, &f);
         assert_eq!((same.pixels, same.change), (0.0, 0.0));
-        assert_eq!(same.p_reuse(&f, 0.03), 1.0);
+        assert_eq!(same.p_reuse(&f, 0.03, 0.1), 1.0);
         let moved = motion(&Thumb::of(&frame(20)), &then, &f);
         assert_eq!(moved.pixels, 12.0);
         assert!(moved.change > 0.05);
-        assert_eq!(moved.p_reuse(&f, 0.03), 0.0);
+        assert_eq!(moved.p_reuse(&f, 0.03, 0.1), 0.0);
         // Followed, the square's own texture matches exactly after the 12-pixel shift.
         assert_eq!((moved.shift, moved.residual), ((12, 0), 0.0));
-        assert_eq!(moved.followed().p_reuse(&f, 0.03), 1.0);
+        assert_eq!(moved.followed().p_reuse(&f, 0.03, 0.1), 1.0);
     }
 }

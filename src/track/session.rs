@@ -627,7 +627,7 @@ impl Session {
             let t = Instant::now();
             let result = match (d.path(), &features.deep, &run.given) {
                 (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
-                (Path::Copied, _, _) => paths::copied(o, d.shift, (w, h)),
+                (Path::Copied, _, _) => paths::copied(o, d.follow.as_ref(), (w, h)),
                 (Path::Computed, Some(deep), _) => {
                     paths::computed(&mut ctx, deep, o, run.truth.as_ref())?
                 }
@@ -658,7 +658,7 @@ impl Session {
             let result = match (which(k), d.path(), &run.given) {
                 (false, _, _) => None,
                 (true, Path::Given, Some(mask)) => Some(paths::given(mask, o.id)),
-                (true, Path::Copied, _) => Some(paths::copied(o, d.shift, size)),
+                (true, Path::Copied, _) => Some(paths::copied(o, d.follow.as_ref(), size)),
                 _ => return Err(inconsistent("a computed path without features")),
             };
             results.push(result.map(|r| (r, d.ms + since(t))));

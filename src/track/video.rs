@@ -572,11 +572,10 @@ fn to_original_size(
     let mask = if processing == (w, h) {
         std::mem::replace(&mut result.mask, Mask::new(0, 0))
     } else {
-        let (labels, _) = merge::merge(&ids, &probs, (w * h) as usize);
         Mask {
             width: w,
             height: h,
-            ids: labels,
+            ids: merge::labels(&ids, &probs, (w * h) as usize),
         }
     };
     let soft = want_mattes.then(|| {

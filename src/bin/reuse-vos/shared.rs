@@ -7,6 +7,7 @@ use reuse_vos::model::Model;
 use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::BackboneSpec;
 use reuse_vos::model::online::TargetInput;
+use reuse_vos::track::flow::Follow;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
 use reuse_vos::track::keys::{MatchBackbone, MatchingConfig};
 use reuse_vos::track::safety::SafetyNet;
@@ -127,6 +128,10 @@ pub(crate) struct ModelArgs {
     /// run on the current frame.
     #[arg(long, value_enum, default_value = "stored")]
     pub(crate) reuse_mode: ReuseMode,
+    /// How the motion gate's copies follow the object: one shift for the whole mask, or a
+    /// motion per 16×16-pixel block (limbs, wings and turning objects), interpolated.
+    #[arg(long, value_enum, default_value_t = Follow::default())]
+    pub(crate) follow: Follow,
 }
 
 /// What the memory matches (`segment`, `run`, `sweep`, `train`).
@@ -400,6 +405,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
         tau: args.tau,
         tau2: args.tau2,
         mode: args.reuse_mode,
+        follow: args.follow,
         safety: SafetyNet {
             enabled: !args.no_safety_net,
             max_streak: args.max_streak,
