@@ -168,7 +168,7 @@ fn the_motion_gate_copies_a_still_object_without_the_networks_on_any_tracker() {
 }
 
 #[test]
-fn the_default_gate_follows_a_sliding_object_with_shifted_copies() {
+fn the_default_gate_follows_a_sliding_object_with_copies_that_move_with_it() {
     // The bear at half size sliding 8 px per frame over a still boat frame: its cells match
     // exactly after the shift, so copies moved by it stand in for computed frames.
     let (frames, truth) = sliding_bear(13, 40, 8);

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// One frame of a source, with its index in the whole video and its output name.
+#[derive(Clone)]
 pub struct SourceFrame {
     pub index: usize,
     pub name: String,

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::io::Dataset;
 use crate::io::dataset::SequenceInfo;
+use crate::io::prefetch::{WRITE_BEHIND, behind};
 use crate::io::source::Source;
 use crate::model::Model;
 use crate::track::TrackerConfig;
@@ -236,16 +237,23 @@ fn track_sequence(
         source: crate::output::job_record::resolved(source.path()),
         reverse: false,
     };
-    let stats = track(
-        model,
-        cfg,
-        request,
-        &mut |t| {
-            t.mask.save(&dir.join(format!("{}.png", t.frame.name)))?;
-            tick();
-            Ok(())
+    // The masks are encoded and written on a thread behind the tracker.
+    let stats = behind(
+        WRITE_BEHIND,
+        |(path, mask): (std::path::PathBuf, crate::io::Mask)| mask.save(&path),
+        |push| {
+            track(
+                model,
+                cfg,
+                request,
+                &mut |t| {
+                    push((dir.join(format!("{}.png", t.frame.name)), t.mask.clone()))?;
+                    tick();
+                    Ok(())
+                },
+                false,
+            )
         },
-        false,
     )?;
     // Per-frame figures beside the result folders (eval reads only PNGs
     // inside them).

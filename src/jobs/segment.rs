@@ -5,12 +5,13 @@
 use crate::error::{Error, Result};
 use crate::io::ffmpeg::VideoWriter;
 use crate::io::mask::{check_first_mask, read_user_mask};
+use crate::io::prefetch::{WRITE_BEHIND, behind};
 use crate::io::source::Source;
 use crate::io::{Frame, Mask};
 use crate::model::Model;
 use crate::output::guard::{OutputLock, directly_in, remove_stray_temps, same_file};
 use crate::output::job_record::{JobRecord, MaskRecord, resolved};
-use crate::output::{JOB, PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
+use crate::output::{Finished, JOB, PROGRESS, STATS, SegmentOutputs, SegmentWriter, read_progress};
 use crate::track::TrackerConfig;
 use crate::track::video::{FrameStats, Replay, TrackRequest, VideoStats, track};
 use std::collections::BTreeMap;
@@ -226,17 +227,25 @@ pub fn segment(
     )?;
     asked.write(&job.out)?;
     let mut written = 0usize;
-    let tracked = track(
-        model,
-        config,
-        request,
-        &mut |t| {
-            writer.write(t)?;
-            written += 1;
-            tick();
-            Ok(())
+    // Masks, mattes and the overlay are encoded and written on a thread behind the tracker.
+    let overlay = job.overlay.is_some();
+    let tracked = behind(
+        WRITE_BEHIND,
+        |f: Finished| writer.write(&f.view()),
+        |push| {
+            track(
+                model,
+                config,
+                request,
+                &mut |t| {
+                    push(Finished::of(t, overlay))?;
+                    written += 1;
+                    tick();
+                    Ok(())
+                },
+                job.matte.is_some(),
+            )
         },
-        job.matte.is_some(),
     );
     let mut stats = match tracked {
         Ok(stats) => stats,

@@ -12,6 +12,7 @@ pub mod sweep_table;
 use crate::error::{Error, Result};
 use crate::io::Mask;
 use crate::io::ffmpeg::VideoWriter;
+use crate::io::source::SourceFrame;
 use crate::track::video::{FrameStats, Tracked, VideoStats};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -27,6 +28,51 @@ pub struct SegmentOutputs {
     pub overlay: Option<PathBuf>,
     /// Frames per second of the overlay video.
     pub fps: f64,
+}
+
+/// A tracked frame's outputs, owned, for the writer on its thread behind the tracker.
+pub struct Finished {
+    /// The frame's pixels only when an overlay is drawn (empty otherwise).
+    frame: SourceFrame,
+    mask: Mask,
+    mattes: Option<Vec<(u8, Vec<f32>)>>,
+    record: FrameStats,
+    carried: bool,
+}
+
+impl Finished {
+    /// Takes what the writer needs of `t` (the frame's pixels only for an `overlay`).
+    pub fn of(t: &Tracked, overlay: bool) -> Finished {
+        let frame = match overlay {
+            true => t.frame.clone(),
+            false => SourceFrame {
+                index: t.frame.index,
+                name: t.frame.name.clone(),
+                frame: crate::io::Frame {
+                    width: 0,
+                    height: 0,
+                    rgb: Vec::new(),
+                },
+            },
+        };
+        Finished {
+            frame,
+            mask: t.mask.clone(),
+            mattes: t.mattes.map(|m| m.to_vec()),
+            record: t.record.clone(),
+            carried: t.carried,
+        }
+    }
+
+    pub fn view(&self) -> Tracked<'_> {
+        Tracked {
+            frame: &self.frame,
+            mask: &self.mask,
+            mattes: self.mattes.as_deref(),
+            record: &self.record,
+            carried: self.carried,
+        }
+    }
 }
 
 /// Writes each frame's outputs as it is tracked.

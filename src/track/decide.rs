@@ -4,8 +4,8 @@
 
 use super::flow::{BlockFlow, Follow, block_flow};
 use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
-use super::object::ObjectState;
-use super::safety::{Motion, Thumb, motion};
+use super::object::{ObjectState, ReuseMemory};
+use super::safety::{Footprint, Motion, Thumb, motion};
 use crate::engine::ReuseEngine;
 use crate::error::Result;
 use crate::io::Mask;
@@ -55,6 +55,68 @@ pub enum Followed {
     Blocks(BlockFlow),
 }
 
+/// How an object moved since its last computed frame, as the gate and the safety net see it.
+struct Moved<'a> {
+    /// As measured (how far it moved, the change without following).
+    raw: Motion,
+    /// As a copy sees it: after following, only the change left counts.
+    seen: Motion,
+    /// Where it was on its last computed frame.
+    footprint: &'a Footprint,
+    /// How a copy follows it (None: a copy stays where it was).
+    follow: Option<Followed>,
+}
+
+/// The object's motion from its last computed frame to this one (`thumb`), and how a copy
+/// would follow it; None without luma cells to compare.
+fn moved<'a>(object: &'a ObjectState, thumb: &Thumb, settings: &GateSettings) -> Option<Moved<'a>> {
+    let anchor = object.anchor.as_ref().filter(|_| thumb.width > 0)?;
+    let footprint = &anchor.footprint;
+    let raw = motion(thumb, &anchor.thumb, footprint);
+    // Copies follow shifts the safety net's jump check would accept.
+    let within = raw.pixels as f64 <= settings.safety.max_shift as f64 * footprint.area.sqrt();
+    let follow = (settings.follows() && within).then(|| match settings.follow {
+        Follow::Blocks => Followed::Blocks(block_flow(thumb, &anchor.thumb, footprint, raw.shift)),
+        Follow::Shift => Followed::Shift(raw.shift),
+    });
+    let seen = match &follow {
+        Some(Followed::Blocks(flow)) => raw.followed_by(flow.residual),
+        Some(Followed::Shift(_)) => raw.followed(),
+        None => raw,
+    };
+    Some(Moved {
+        raw,
+        seen,
+        footprint,
+        follow,
+    })
+}
+
+/// The learned gate's P(reuse) and Δ for an object with a stored frame, and the oracle's IoU
+/// when the ground truth is known.
+fn learned(
+    object: &ObjectState,
+    reuse: &mut Box<dyn ReuseEngine>,
+    mem: &ReuseMemory,
+    s8: &FeatureMap,
+    truth: Option<&Mask>,
+) -> Result<(f32, FeatureMap, Option<f32>)> {
+    // The gate reads one score channel (fusion's first is the target model's).
+    let s = &mem.score;
+    let (h8, w8) = (s8.height, s8.width);
+    let plane = &s.data[..s.height * s.width];
+    let score8 = FeatureMap::new(1, h8, w8, resize_bilinear(plane, s.height, s.width, h8, w8));
+    let (logit, delta) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
+    let oracle_iou = match (truth, &mem.truth) {
+        (Some(gt), Some(last)) => {
+            let now: Vec<bool> = gt.ids.iter().map(|&v| v == object.id).collect();
+            Some(iou(&now, last) as f32)
+        }
+        _ => None,
+    };
+    Ok((1.0 / (1.0 + (-logit).exp()), delta, oracle_iou))
+}
+
 /// The decision for an object whose mask was not given: the gate (when the session has a
 /// reuse path and the object a stored frame), the oracle's IoU (when `truth` is known), the
 /// policy, then the safety net's checks before a reuse (`thumb`: this frame's luma cells).
@@ -67,53 +129,21 @@ pub fn decide(
     settings: &GateSettings,
 ) -> Result<Decided> {
     let (mut p_reuse, mut delta, mut oracle_iou) = (None, None, None);
-    let moved = object
-        .anchor
-        .as_ref()
-        .filter(|_| thumb.width > 0)
-        .map(|a| (motion(thumb, &a.thumb, &a.footprint), &a.footprint));
-    let raw = moved.map(|(m, _)| m);
-    // A copy that follows the object judges only the change left after its shift, for shifts
-    // the safety net's jump check would accept.
-    let shift = moved.and_then(|(m, f)| {
-        let within = m.pixels as f64 <= settings.safety.max_shift as f64 * f.area.sqrt();
-        (settings.follows() && within).then_some(m.shift)
-    });
-    let follow = match (settings.follow, shift, &object.anchor) {
-        (Follow::Blocks, Some(by), Some(a)) => Some(Followed::Blocks(block_flow(
-            thumb,
-            &a.thumb,
-            &a.footprint,
-            by,
-        ))),
-        (_, by, _) => by.map(Followed::Shift),
-    };
-    let moved = moved.map(|(m, f)| match &follow {
-        Some(Followed::Blocks(flow)) => (m.followed_by(flow.residual), f),
-        Some(_) => (m.followed(), f),
-        None => (m, f),
-    });
+    let moved = moved(object, thumb, settings);
     if settings.policy == GatePolicy::Motion {
         let scale = settings.follow.change_scale();
-        p_reuse = moved.map(|(m, f)| m.p_reuse(f, settings.safety.max_motion, scale));
+        p_reuse = moved.as_ref().map(|m| {
+            m.seen
+                .p_reuse(m.footprint, settings.safety.max_motion, scale)
+        });
     }
     if let (Some(reuse), Some(mem), Some(s8)) = (reuse, &object.reuse, s8) {
-        // The gate reads one score channel (fusion's first is the target model's).
-        let s = &mem.score;
-        let (h8, w8) = (s8.height, s8.width);
-        let plane = &s.data[..s.height * s.width];
-        let score8 = FeatureMap::new(1, h8, w8, resize_bilinear(plane, s.height, s.width, h8, w8));
-        let (logit, d) = reuse.gate(s8, &mem.s8, &score8, &mem.template)?;
-        p_reuse = Some(1.0 / (1.0 + (-logit).exp()));
-        delta = Some(d);
-        if let (Some(gt), Some(last)) = (truth, &mem.truth) {
-            let now: Vec<bool> = gt.ids.iter().map(|&v| v == object.id).collect();
-            oracle_iou = Some(iou(&now, last) as f32);
-        }
+        let (p, d, iou) = learned(object, reuse, mem, s8, truth)?;
+        (p_reuse, delta, oracle_iou) = (Some(p), Some(d), iou);
     }
     let mut path = settings.decide(p_reuse, oracle_iou);
-    let safety = match (path.is_reuse(), moved) {
-        (true, Some((m, f))) => settings.safety.before(object.streak, &m, f),
+    let safety = match (path.is_reuse(), &moved) {
+        (true, Some(m)) => settings.safety.before(object.streak, &m.seen, m.footprint),
         // No luma cells to compare: only the streak bound applies.
         (true, None) => {
             settings
@@ -125,17 +155,23 @@ pub fn decide(
     if safety.is_some() {
         path = Path::Computed;
     }
+    let (motion, change) = (
+        moved.as_ref().map(|m| m.raw.pixels),
+        moved.as_ref().map(|m| m.seen.change),
+    );
     Ok(Decided {
         decision: GateDecision {
             p_reuse,
             oracle_iou,
             path,
-            motion: raw.map(|m| m.pixels),
-            change: moved.map(|(m, _)| m.change),
+            motion,
+            change,
             safety,
         },
         delta,
-        follow: follow.filter(|_| path == Path::Copied),
+        follow: moved
+            .and_then(|m| m.follow)
+            .filter(|_| path == Path::Copied),
         ms: 0.0,
     })
 }
