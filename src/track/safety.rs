@@ -215,11 +215,7 @@ impl Motion {
     /// The motion as a copy that follows the object sees it: moved by `shift`, only the
     /// change left after the shift counts.
     pub fn followed(&self) -> Motion {
-        Motion {
-            pixels: 0.0,
-            change: self.residual,
-            ..*self
-        }
+        self.followed_by(self.residual)
     }
 
     /// The motion as a copy that follows the object part by part sees it: only the change
