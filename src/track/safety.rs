@@ -74,15 +74,16 @@ impl Footprint {
     pub fn of(probability: &[f32], (w, h): (usize, usize)) -> Footprint {
         let (mut n, mut sx, mut sy) = (0usize, 0f64, 0f64);
         let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-        for (i, _) in probability.iter().enumerate().filter(|(_, p)| **p > 0.5) {
-            let (x, y) = (i % w, i / w);
-            n += 1;
-            sx += x as f64;
-            sy += y as f64;
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x + 1);
-            y1 = y1.max(y + 1);
+        for (y, row) in probability.chunks_exact(w.max(1)).enumerate() {
+            for (x, _) in row.iter().enumerate().filter(|(_, p)| **p > 0.5) {
+                n += 1;
+                sx += x as f64;
+                sy += y as f64;
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x + 1);
+                y1 = y1.max(y + 1);
+            }
         }
         if n == 0 {
             return Footprint::default();
@@ -174,10 +175,14 @@ impl Thumb {
         let mut count = vec![0u32; tw * th];
         for (y, row) in frame.rgb.chunks_exact(3 * w).enumerate() {
             let cells = (y / CELL) * tw;
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                let cell = cells + x / CELL;
-                sum[cell] += 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
-                count[cell] += 1;
+            // A cell's pixels of this row in order, summed in a register.
+            for (c, run) in row.chunks(3 * CELL).enumerate() {
+                let mut acc = sum[cells + c];
+                for px in run.chunks_exact(3) {
+                    acc += 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
+                }
+                sum[cells + c] = acc;
+                count[cells + c] += (run.len() / 3) as u32;
             }
         }
         let luma = sum
@@ -255,7 +260,33 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> Motion {
     if cells.is_empty() {
         return Motion::default();
     }
-    let cost = |dx: i64, dy: i64| -> f32 {
+    // Shifts keeping every cell inside the frame (most of them) are summed without bounds
+    // checks and abandoned once they cannot beat the best so far: the partial sum of
+    // non-negative terms only grows, so the shift found and its cost are the same.
+    let (w, h) = (now.width as i64, now.height as i64);
+    let bounds = cells
+        .iter()
+        .fold((i64::MAX, i64::MAX, i64::MIN, i64::MIN), |b, &(x, y, _)| {
+            (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y))
+        });
+    let indexed: Vec<(i64, f32)> = cells.iter().map(|&(x, y, v)| (y * w + x, v)).collect();
+    let n_all = cells.len() as f32;
+    let cost = |dx: i64, dy: i64, bound: f32| -> f32 {
+        let inside =
+            bounds.0 + dx >= 0 && bounds.1 + dy >= 0 && bounds.2 + dx < w && bounds.3 + dy < h;
+        if inside {
+            let offset = dy * w + dx;
+            let mut sum = 0f32;
+            for chunk in indexed.chunks(64) {
+                for &(i, v) in chunk {
+                    sum += (now.luma[(i + offset) as usize] - v).abs();
+                }
+                if sum / n_all >= bound {
+                    return f32::INFINITY;
+                }
+            }
+            return sum / n_all;
+        }
         let (mut sum, mut n) = (0f32, 0usize);
         for &(x, y, v) in &cells {
             if let Some(u) = now.at(x + dx, y + dy) {
@@ -270,11 +301,11 @@ pub fn motion(now: &Thumb, then: &Thumb, footprint: &Footprint) -> Motion {
             sum / n as f32
         }
     };
-    let still = cost(0, 0);
+    let still = cost(0, 0, f32::INFINITY);
     let mut best = (still, 0i64, 0i64);
     for dy in -SEARCH..=SEARCH {
         for dx in -SEARCH..=SEARCH {
-            let c = cost(dx, dy);
+            let c = cost(dx, dy, best.0);
             if c < best.0 {
                 best = (c, dx, dy);
             }

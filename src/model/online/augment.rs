@@ -4,6 +4,7 @@
 //! the transforms come from a fixed table.
 
 use crate::io::Frame;
+use rayon::prelude::*;
 
 /// One synthetic view: flip the whole frame, or move the object.
 #[derive(Clone, Copy, Debug)]
@@ -276,11 +277,12 @@ pub fn views(frame: &Frame, mask: &[u8], extra: usize) -> Vec<View> {
         frame: frame.clone(),
         mask: mask.to_vec(),
     }];
-    out.extend(
-        TRANSFORMS
-            .iter()
-            .take(extra)
-            .filter_map(|t| apply(frame, mask, t)),
-    );
+    // Each view is independent (inpainting and blurring are the costly part): made in
+    // parallel, kept in table order.
+    let made: Vec<Option<View>> = TRANSFORMS[..extra.min(TRANSFORMS.len())]
+        .par_iter()
+        .map(|t| apply(frame, mask, t))
+        .collect();
+    out.extend(made.into_iter().flatten());
     out
 }

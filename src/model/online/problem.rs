@@ -7,6 +7,7 @@ use super::conv::{conv3, conv3_grad, conv3_t};
 use super::solver::LeastSquares;
 use super::{Sample, TargetConfig};
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 pub struct TargetProblem<'a> {
     samples: Vec<&'a Sample>,
@@ -98,6 +99,16 @@ impl<'a> TargetProblem<'a> {
         self.c * self.cin
     }
 
+    /// Each sample with its projected features and scale, in parallel, in order.
+    fn per_sample(
+        &self,
+    ) -> impl IndexedParallelIterator<Item = ((&&'a Sample, &Array2<f32>), &f32)> + '_ {
+        self.samples
+            .par_iter()
+            .zip(self.projected.par_iter())
+            .zip(self.scales.par_iter())
+    }
+
     fn flat(m: &Array2<f32>) -> std::borrow::Cow<'_, [f32]> {
         match m.as_slice() {
             Some(s) => std::borrow::Cow::Borrowed(s),
@@ -121,10 +132,11 @@ impl LeastSquares for TargetProblem<'_> {
             self.projection =
                 Array2::from_shape_vec((self.c, self.cin), x[..np].to_vec()).expect("shape");
             self.filter = x[np..].to_vec();
+            let projection = &self.projection;
             self.projected = self
                 .samples
-                .iter()
-                .map(|s| self.projection.dot(&s.features))
+                .par_iter()
+                .map(|s| projection.dot(&s.features))
                 .collect();
         } else {
             self.filter = x.to_vec();
@@ -132,17 +144,18 @@ impl LeastSquares for TargetProblem<'_> {
     }
 
     fn residual(&self) -> Vec<f32> {
-        let mut r = Vec::new();
-        for ((s, z), a) in self.samples.iter().zip(&self.projected).zip(&self.scales) {
-            let score = conv3(&self.filter, &Self::flat(z), self.c, s.height, s.width);
-            r.extend(
-                score
-                    .iter()
-                    .zip(&s.label)
-                    .zip(&s.weight)
-                    .map(|((v, y), w)| a * w * (v - y)),
-            );
-        }
+        // Samples are independent: computed in parallel, concatenated in order (the same
+        // numbers as one after the other).
+        let parts: Vec<Vec<f32>> = self
+            .per_sample()
+            .map(|((s, z), a)| {
+                let score = conv3(&self.filter, &Self::flat(z), self.c, s.height, s.width);
+                (score.iter().zip(&s.label).zip(&s.weight))
+                    .map(|((v, y), w)| a * w * (v - y))
+                    .collect()
+            })
+            .collect();
+        let mut r = parts.concat();
         if self.joint_mode() {
             r.extend(self.projection.iter().map(|p| self.reg[0] * p));
         }
@@ -156,17 +169,20 @@ impl LeastSquares for TargetProblem<'_> {
         let dp = self
             .joint_mode()
             .then(|| ArrayView2::from_shape((self.c, self.cin), dp).expect("shape"));
-        let mut r = Vec::new();
-        for ((s, z), a) in self.samples.iter().zip(&self.projected).zip(&self.scales) {
-            let (h, w) = (s.height, s.width);
-            let mut ds = conv3(df, &Self::flat(z), self.c, h, w);
-            if let Some(dp) = &dp {
-                let dz = dp.dot(&s.features);
-                let extra = conv3(&self.filter, &Self::flat(&dz), self.c, h, w);
-                ds.iter_mut().zip(extra).for_each(|(d, e)| *d += e);
-            }
-            r.extend(ds.iter().zip(&s.weight).map(|(d, wt)| a * wt * d));
-        }
+        let parts: Vec<Vec<f32>> = self
+            .per_sample()
+            .map(|((s, z), a)| {
+                let (h, w) = (s.height, s.width);
+                let mut ds = conv3(df, &Self::flat(z), self.c, h, w);
+                if let Some(dp) = &dp {
+                    let dz = dp.dot(&s.features);
+                    let extra = conv3(&self.filter, &Self::flat(&dz), self.c, h, w);
+                    ds.iter_mut().zip(extra).for_each(|(d, e)| *d += e);
+                }
+                ds.iter().zip(&s.weight).map(|(d, wt)| a * wt * d).collect()
+            })
+            .collect();
+        let mut r = parts.concat();
         if self.joint_mode() {
             r.extend(dx[..np].iter().map(|p| self.reg[0] * p));
         }
@@ -176,27 +192,39 @@ impl LeastSquares for TargetProblem<'_> {
 
     fn vjp(&self, r: &[f32]) -> Vec<f32> {
         let np = if self.joint_mode() { self.np() } else { 0 };
+        let mut starts = Vec::with_capacity(self.samples.len());
+        let mut offset = 0;
+        for s in &self.samples {
+            starts.push(offset);
+            offset += s.height * s.width;
+        }
+        // Each sample's gradients in parallel, summed in sample order as before.
+        let parts: Vec<(Vec<f32>, Option<Array2<f32>>)> = self
+            .per_sample()
+            .zip(starts.into_par_iter())
+            .map(|(((s, z), a), start)| {
+                let (h, w) = (s.height, s.width);
+                let n = h * w;
+                let g: Vec<f32> = r[start..start + n]
+                    .iter()
+                    .zip(&s.weight)
+                    .map(|(v, wt)| a * wt * v)
+                    .collect();
+                let gf = conv3_grad(&Self::flat(z), &g, self.c, h, w);
+                let gp = self.joint_mode().then(|| {
+                    Array2::from_shape_vec((self.c, n), conv3_t(&self.filter, &g, self.c, h, w))
+                        .expect("shape")
+                        .dot(&s.features.t())
+                });
+                (gf, gp)
+            })
+            .collect();
         let mut gp = Array2::<f32>::zeros((self.c, self.cin));
         let mut gf = vec![0f32; self.c * 9];
-        let mut offset = 0;
-        for ((s, z), a) in self.samples.iter().zip(&self.projected).zip(&self.scales) {
-            let (h, w) = (s.height, s.width);
-            let n = h * w;
-            let g: Vec<f32> = r[offset..offset + n]
-                .iter()
-                .zip(&s.weight)
-                .map(|(v, wt)| a * wt * v)
-                .collect();
-            offset += n;
-            conv3_grad(&Self::flat(z), &g, self.c, h, w)
-                .iter()
-                .zip(gf.iter_mut())
-                .for_each(|(v, acc)| *acc += v);
-            if self.joint_mode() {
-                let gz =
-                    Array2::from_shape_vec((self.c, n), conv3_t(&self.filter, &g, self.c, h, w))
-                        .expect("shape");
-                gp += &gz.dot(&s.features.t());
+        for (f, p) in parts {
+            f.iter().zip(gf.iter_mut()).for_each(|(v, acc)| *acc += v);
+            if let Some(p) = p {
+                gp += &p;
             }
         }
         let mut out = Vec::with_capacity(np + self.c * 9);
