@@ -1,5 +1,6 @@
 //! The `reuse-vos` command line: a thin layer over the library.
 
+mod bench;
 mod eval;
 mod shared;
 mod tools;
@@ -7,6 +8,7 @@ mod track;
 mod train;
 
 use anyhow::Context;
+use bench::{BenchCommand, run_bench};
 use clap::{Parser, Subcommand};
 use eval::*;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `weights`, `inspect` and `bench`: weight files, a look inside the networks, speed figures.
+//! `weights` and `inspect`: weight files and a look inside the networks.
 
 use crate::shared::*;
 use anyhow::Context;
@@ -93,25 +93,6 @@ pub(crate) enum InspectCommand {
         image: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
-}
-
-#[derive(Subcommand)]
-pub(crate) enum BenchCommand {
-    /// Backbone to stride 32 and to stride 8, on each available engine (or the one given).
-    Backbone {
-        /// Frame to run on (default: a 854x480 DAVIS frame from ../shared if present, else a
-        /// synthetic frame of --size).
-        #[arg(long)]
-        image: Option<PathBuf>,
-        /// WIDTHxHEIGHT of the synthetic frame.
-        #[arg(long, default_value = "854x480")]
-        size: String,
-        /// Timed runs per measurement (after 2 warm-up runs).
-        #[arg(long, default_value_t = 9)]
-        runs: usize,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -259,103 +240,6 @@ pub(crate) fn run_inspect(cmd: InspectCommand) -> anyhow::Result<()> {
                 println!("{name}: {:?}", map.shape());
             }
             println!("engine {}; wrote {}", net.kind(), out.display());
-            Ok(())
-        }
-    }
-}
-
-pub(crate) fn median_ms(
-    mut f: impl FnMut() -> anyhow::Result<()>,
-    runs: usize,
-) -> anyhow::Result<(f64, f64, f64)> {
-    for _ in 0..2 {
-        f()?;
-    }
-    let mut t = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
-        let start = std::time::Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64() * 1000.0);
-    }
-    t.sort_by(f64::total_cmp);
-    Ok((t[t.len() / 2], t[0], t[t.len() - 1]))
-}
-
-pub(crate) fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Backbone {
-            image,
-            size,
-            runs,
-            engine,
-        } => {
-            let default_frame =
-                PathBuf::from("../shared/data/davis2016-train/JPEGImages/480p/bear/00000.jpg");
-            let frame = match image {
-                Some(p) => Frame::load(&p)?,
-                None if default_frame.is_file() => Frame::load(&default_frame)?,
-                None => {
-                    let (w, h) = size
-                        .split_once('x')
-                        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-                        .ok_or_else(|| {
-                            anyhow::anyhow!("--size must be WIDTHxHEIGHT, got {size:?}")
-                        })?;
-                    let rgb = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
-                    Frame {
-                        width: w,
-                        height: h,
-                        rgb,
-                    }
-                }
-            };
-            let spec = backbone_spec(&engine)?;
-            let input = normalize(&frame);
-            let kinds = match engine.engine {
-                Some(k) => vec![k],
-                None => vec![EngineKind::Ort, EngineKind::Burn],
-            };
-            // ONNX Runtime also in int8, when there is a plan for these weights.
-            let plan = match (&engine.int8_plan, &engine.weights) {
-                (Some(p), _) => Some(Int8Plan::load(p)?),
-                (None, None) => Int8Plan::embedded()?,
-                (None, Some(_)) => None,
-            };
-            let variants: Vec<(EngineKind, Option<&Int8Plan>)> = kinds
-                .iter()
-                .flat_map(|&k| match (k, &plan) {
-                    (EngineKind::Ort, Some(p)) => vec![(k, None), (k, Some(p))],
-                    _ => vec![(k, None)],
-                })
-                .collect();
-            println!(
-                "backbone MobileNetV2, {}x{}, {} threads, median of {runs} runs after 2 warm-up (min..max) in ms",
-                frame.width, frame.height, engine.threads
-            );
-            for (kind, int8) in variants {
-                let label = match int8 {
-                    Some(_) => format!("{kind} int8"),
-                    None => format!("{kind} f32"),
-                };
-                let mut net =
-                    match reuse_vos::engine::backbone(&spec, Some(kind), int8, engine.threads) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            println!("{label:>8}: not available ({e})");
-                            continue;
-                        }
-                    };
-                let (full, flo, fhi) =
-                    median_ms(|| net.pyramid(&input).map(|_| ()).map_err(Into::into), runs)?;
-                let (low, llo, lhi) =
-                    median_ms(|| net.low(&input).map(|_| ()).map_err(Into::into), runs)?;
-                let s8 = net.low(&input)?.s8;
-                let (high, hlo, hhi) =
-                    median_ms(|| net.high(&s8).map(|_| ()).map_err(Into::into), runs)?;
-                println!(
-                    "{label:>8}: to s32 {full:7.1} ({flo:.1}..{fhi:.1})   to s8 {low:7.1} ({llo:.1}..{lhi:.1})   s8 to s32 {high:7.1} ({hlo:.1}..{hhi:.1})"
-                );
-            }
             Ok(())
         }
     }
