@@ -3,6 +3,7 @@
 
 pub mod burn;
 pub mod ort;
+pub mod sparse;
 
 use crate::error::Result;
 use crate::model::FeatureMap;
@@ -67,6 +68,11 @@ pub trait BackboneEngine: Send {
     fn low(&mut self, image: &FeatureMap) -> Result<LowFeatures>;
     /// Blocks 7–17 from the stride-8 tap: the stride-16 and stride-32 taps.
     fn high(&mut self, s8: &FeatureMap) -> Result<HighFeatures>;
+    /// The share of the frame's pixels the last `low` ran the network on (1 for a dense
+    /// engine; less where [`sparse::SparseBackbone`] kept unchanged tiles).
+    fn low_share(&self) -> f64 {
+        1.0
+    }
     /// All four taps.
     fn pyramid(&mut self, image: &FeatureMap) -> Result<Pyramid> {
         let low = self.low(image)?;

@@ -50,6 +50,9 @@ pub struct TrackerConfig {
     /// The size videos are tracked at (results come out at the original size). Only `track`
     /// (whole videos) scales; a `Session` tracks the frames it is given.
     pub size: TrackingSize,
+    /// Region reuse in the backbone's first blocks (SpVOS): tiles whose mean change is below
+    /// this many grey levels keep their activations (0: only unchanged tiles). None: dense.
+    pub sparse: Option<f32>,
 }
 
 /// The default tracking size's longest side with MobileNetV2 matching: 854×480 video is
@@ -105,6 +108,7 @@ impl Default for TrackerConfig {
             gate: GateSettings::default(),
             matching: MatchingConfig::default(),
             size: TrackingSize::Default,
+            sparse: None,
         }
     }
 }
@@ -260,7 +264,13 @@ impl Session {
             .projection()?
             .filter(|_| config.tracker != TrackerKind::Frtm);
         Ok(Session {
-            backbone: engine::backbone(&model.backbone, Some(kind), int8, config.threads)?,
+            backbone: {
+                let dense = engine::backbone(&model.backbone, Some(kind), int8, config.threads)?;
+                match config.sparse {
+                    Some(t) => Box::new(engine::sparse::SparseBackbone::new(dense, t)),
+                    None => dense,
+                }
+            },
             decoder: engine::decoder(
                 &model.decoder,
                 model.feature_channels(),
@@ -306,6 +316,11 @@ impl Session {
     /// The backbone's number format.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The region-reuse threshold of the backbone's first blocks (None: dense).
+    pub fn sparse(&self) -> Option<f32> {
+        self.config.sparse
     }
 
     /// The gate the session runs (the asked one, or `never` when no decoder runs).
@@ -765,6 +780,8 @@ impl Session {
             Some(f) if f.deep.is_some() => (stage.backbone_low, stage.backbone_high),
             Some(_) => (stage.backbone_low, 0),
         };
+        // Region reuse ran the low blocks on part of the frame.
+        let low = (low as f64 * self.backbone.low_share()).round() as u64;
         let learned = gates.filter(|_| self.reuse.is_some()).count() as u64;
         low + deep + learned * stage.gate
     }

@@ -52,6 +52,9 @@ pub struct VideoStats {
     /// The reuse policy and thresholds the run used.
     #[serde(default)]
     pub gate: Option<super::gate::GateSettings>,
+    /// Region reuse in the backbone's first blocks: its threshold in grey levels (None: dense).
+    #[serde(default)]
+    pub sparse_threshold: Option<f32>,
     /// Frames with a result (this run's and, after `--resume`, the earlier run's).
     pub frames: usize,
     /// Frames tracked by this run.
@@ -363,6 +366,7 @@ pub fn track(
         precision: session.precision().to_string(),
         matching: session.matching(),
         gate: session.gate(),
+        sparse_threshold: session.sparse(),
         reverse,
         sizes,
         resumed_at,
@@ -485,6 +489,7 @@ struct RunInfo {
     precision: String,
     matching: String,
     gate: super::gate::GateSettings,
+    sparse_threshold: Option<f32>,
     reverse: bool,
     sizes: Option<Sizes>,
     resumed_at: Option<usize>,
@@ -514,6 +519,7 @@ fn video_stats(
         precision: info.precision,
         matching: info.matching,
         gate: Some(info.gate),
+        sparse_threshold: info.sparse_threshold,
         frames: per_frame.len(),
         tracked_frames,
         reverse: info.reverse,

@@ -30,6 +30,12 @@ pub(crate) struct ModelArgs {
     /// frames' own size in the DINOv2 quality mode.
     #[arg(long, value_parser = tracking_side)]
     pub(crate) max_side: Option<u32>,
+    /// Region reuse in the backbone's first blocks (SpVOS): 16x16-pixel tiles whose mean change
+    /// since their activations were computed is below this many grey levels keep them; the
+    /// rest run again with the halo their receptive field needs (0: only unchanged tiles,
+    /// exact). Default: off (every computed frame runs the backbone densely).
+    #[arg(long, value_parser = grey_levels)]
+    pub(crate) sparse_threshold: Option<f32>,
     /// Memory: candidates kept per query cell.
     #[arg(long, default_value_t = 5)]
     pub(crate) mem_top_k: usize,
@@ -288,6 +294,15 @@ pub(crate) fn tracking_side(s: &str) -> Result<u32, String> {
 }
 
 /// A number in [0, 1).
+pub(crate) fn grey_levels(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=255.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a number of grey levels in [0, 255]"))
+    }
+}
+
 pub(crate) fn below_one(s: &str) -> Result<f32, String> {
     let v = unit_interval(s)?;
     if v < 1.0 {
@@ -396,6 +411,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
     cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
     cfg.decoder = !args.no_decoder;
     cfg.size = tracking_size(args.max_side);
+    cfg.sparse = args.sparse_threshold;
     cfg.target.channels = args.target_channels.max(1);
     cfg.target.input = args.target_input;
     cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);
