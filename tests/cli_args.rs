@@ -32,6 +32,8 @@ fn out_of_range_numbers_are_refused() {
         (vec!["--mem-temperature", "0"], "above 0"),
         (vec!["--fusion-weight", "inf"], "--fusion-weight"),
         (vec!["--max-side", "10"], "at least 32 pixels"),
+        (vec!["--sparse-threshold", "300"], "grey levels"),
+        (vec!["--sparse-threshold=-1"], "grey levels"),
     ] {
         let a = seg(&extra);
         refused(&a.iter().map(String::as_str).collect::<Vec<_>>(), says);
