@@ -4,7 +4,8 @@
 //! the low part runs again on a crop. What is pasted back is the changed tiles' box grown by
 //! the receptive field (an unchanged tile next to a changed one sees it), and the crop is that
 //! box grown by the receptive field again, so every pasted value is what a dense run computes
-//! (exact where the threshold is 0). One crop per frame: the box around every changed tile.
+//! (at threshold 0 the features are the dense ones up to float rounding). One crop per frame:
+//! the box around every changed tile.
 
 use super::BackboneEngine;
 use crate::error::Result;

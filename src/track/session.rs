@@ -160,6 +160,8 @@ struct FrameRun<'f> {
     features: Option<FrameFeatures>,
     /// Luma cells, when the motion gate or the safety net can run.
     thumb: Arc<Thumb>,
+    /// The share of the frame the backbone's low blocks ran on (region reuse runs less).
+    low_share: f64,
     times: StageTimes,
 }
 
@@ -425,6 +427,7 @@ impl Session {
             given,
             truth,
             features: None,
+            low_share: 1.0,
             times,
         })
     }
@@ -475,6 +478,8 @@ impl Session {
             let low = run
                 .times
                 .time(Stage::Backbone, || self.backbone.low(&normalize(frame)))?;
+            // Read now: the first frame's fit runs the backbone again on its synthetic views.
+            run.low_share = self.backbone.low_share();
             run.features = Some(FrameFeatures { low, deep: None });
         }
         Ok(())
@@ -781,7 +786,7 @@ impl Session {
             Some(_) => (stage.backbone_low, 0),
         };
         // Region reuse ran the low blocks on part of the frame.
-        let low = (low as f64 * self.backbone.low_share()).round() as u64;
+        let low = (low as f64 * run.low_share).round() as u64;
         let learned = gates.filter(|_| self.reuse.is_some()).count() as u64;
         low + deep + learned * stage.gate
     }

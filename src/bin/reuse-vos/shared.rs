@@ -31,9 +31,10 @@ pub(crate) struct ModelArgs {
     #[arg(long, value_parser = tracking_side)]
     pub(crate) max_side: Option<u32>,
     /// Region reuse in the backbone's first blocks (SpVOS): 16x16-pixel tiles whose mean change
-    /// since their activations were computed is below this many grey levels keep them; the
-    /// rest run again with the halo their receptive field needs (0: only unchanged tiles,
-    /// exact). Default: off (every computed frame runs the backbone densely).
+    /// (over the three colour channels) since their activations were computed is at most this
+    /// many grey levels keep them; the rest run again with the halo their receptive field needs
+    /// (0: only unchanged tiles keep theirs — the dense features up to float rounding).
+    /// Default: off (every computed frame runs the backbone densely).
     #[arg(long, value_parser = grey_levels)]
     pub(crate) sparse_threshold: Option<f32>,
     /// Memory: candidates kept per query cell.
@@ -293,7 +294,7 @@ pub(crate) fn tracking_side(s: &str) -> Result<u32, String> {
     }
 }
 
-/// A number in [0, 1).
+/// A number of grey levels in [0, 255].
 pub(crate) fn grey_levels(s: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=255.0).contains(&v) {
@@ -303,6 +304,7 @@ pub(crate) fn grey_levels(s: &str) -> Result<f32, String> {
     }
 }
 
+/// A number in [0, 1).
 pub(crate) fn below_one(s: &str) -> Result<f32, String> {
     let v = unit_interval(s)?;
     if v < 1.0 {

@@ -136,6 +136,8 @@ def main():
         with torch.inference_mode():
             taps = backbone(image)
             logits = decoder(taps, score)
+            if logits.shape != theirs.shape:
+                raise SystemExit(f"logits of shape {list(logits.shape)}, ONNX Runtime's {list(theirs.shape)}")
             out["rows"].append({
                 "layout": name,
                 "max_abs_diff": (logits - theirs).abs().max().item(),

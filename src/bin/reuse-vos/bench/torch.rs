@@ -88,18 +88,38 @@ fn backbone_spec(spec: &BackboneSpec, floats: &mut Vec<f32>) -> serde_json::Valu
     serde_json::Value::Array(blocks)
 }
 
+/// A new folder of this process's own under the temp folder (never one that existed: another
+/// process's files are not written into or removed).
+fn fresh_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for attempt in 0..100u32 {
+        let dir = base.join(format!(
+            "reuse-vos-bench-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => anyhow::bail!("{}: cannot create: {e}", dir.display()),
+        }
+    }
+    anyhow::bail!("{}: no fresh folder for the PyTorch side", base.display())
+}
+
 /// Runs `torch.py` with `python`: Ok(Err(why)) when PyTorch cannot run here (no Python, or no
 /// torch in it); an error when it ran and failed.
 pub(crate) fn run(python: &Path, job: &Job) -> anyhow::Result<Result<TorchTimes, String>> {
-    let dir = std::env::temp_dir().join(format!("reuse-vos-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let scratch = Scratch(dir);
+    let scratch = Scratch(fresh_dir()?);
     let dir = &scratch.0;
     let mut floats = Vec::new();
     let blocks = backbone_spec(job.spec, &mut floats);
     let spec = serde_json::json!({
         "threads": job.threads,
-        "runs": job.runs,
+        "runs": job.runs.max(1),
         "blocks": blocks,
         "taps": [TAP_S4, TAP_S8, TAP_S16, TAP_S32],
         "backbone_floats": floats.len(),
