@@ -49,11 +49,20 @@ impl SparseBackbone {
     }
 
     /// The box around every tile whose input changed more than the threshold (None: none did).
+    /// Once the crop around the box would exceed [`MAX_SHARE`] the frame runs dense whatever
+    /// the other tiles hold, so the whole frame is returned without reading them; rows are
+    /// read from the outside in (top, bottom, second, second to last, …) so that a frame that
+    /// changed everywhere is known after two rows.
     fn changed(&self, then: &FeatureMap, now: &FeatureMap) -> Option<Region> {
         let (w, h) = (now.width, now.height);
         let plane = w * h;
+        let rows = h.div_ceil(TILE);
         let mut found: Option<Region> = None;
-        for ty in 0..h.div_ceil(TILE) {
+        for i in 0..rows {
+            let ty = if i % 2 == 0 { i / 2 } else { rows - 1 - i / 2 };
+            if found.is_some_and(|r| run_share(r, (w, h)) > MAX_SHARE) {
+                return Some((0, 0, w, h));
+            }
             for tx in 0..w.div_ceil(TILE) {
                 let (x0, y0) = (tx * TILE, ty * TILE);
                 let (x1, y1) = ((x0 + TILE).min(w), (y0 + TILE).min(h));
@@ -80,6 +89,13 @@ impl SparseBackbone {
         }
         found
     }
+}
+
+/// The share of a `w × h` frame the low part runs on when the tiles in `changed` changed: the
+/// box grown by the receptive field twice (what is pasted, and what that needs to see).
+fn run_share(changed: Region, (w, h): (usize, usize)) -> f64 {
+    let run = grown(grown(changed, FIELD, (w, h)), FIELD, (w, h));
+    ((run.2 - run.0) * (run.3 - run.1)) as f64 / (w * h) as f64
 }
 
 /// `r` grown by `by` pixels on every side, within `w × h`.
@@ -151,7 +167,7 @@ impl BackboneEngine for SparseBackbone {
         };
         let pasted = grown(changed, FIELD, size);
         let run = grown(pasted, FIELD, size);
-        let share = ((run.2 - run.0) * (run.3 - run.1)) as f64 / (size.0 * size.1) as f64;
+        let share = run_share(changed, size);
         let (Some((then, low)), true) = (self.last.as_mut(), share <= MAX_SHARE) else {
             let low = self.inner.low(image)?;
             self.last = Some((image.clone(), low.clone()));

@@ -263,14 +263,19 @@ impl DavisArgs {
     }
 }
 
-/// A number in [0, 1] (NaN and infinities refused).
-pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
+/// A number in `[lo, hi]` (NaN refused: it is in no range); `what` ends the refusal.
+fn number_in(s: &str, lo: f32, hi: f32, what: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=1.0).contains(&v) {
+    if (lo..=hi).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{s} is not in [0, 1]"))
+        Err(format!("{s} is not {what}"))
     }
+}
+
+/// A number in [0, 1] (NaN and infinities refused).
+pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
+    number_in(s, 0.0, 1.0, "in [0, 1]")
 }
 
 /// `--max-side` as a tracking size: none given, the default; 0, the frames' own size.
@@ -296,12 +301,7 @@ pub(crate) fn tracking_side(s: &str) -> Result<u32, String> {
 
 /// A number of grey levels in [0, 255].
 pub(crate) fn grey_levels(s: &str) -> Result<f32, String> {
-    let v: f32 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=255.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{s} is not a number of grey levels in [0, 255]"))
-    }
+    number_in(s, 0.0, 255.0, "a number of grey levels in [0, 255]")
 }
 
 /// A number in [0, 1).
