@@ -198,6 +198,51 @@ impl BackboneEngine for SparseBackbone {
 mod tests {
     use super::*;
 
+    /// An engine the tile comparison never calls.
+    struct Unused;
+
+    impl BackboneEngine for Unused {
+        fn kind(&self) -> super::super::EngineKind {
+            super::super::EngineKind::Burn
+        }
+        fn low(&mut self, _: &FeatureMap) -> Result<LowFeatures> {
+            Err(crate::error::Error::Invalid("not run".into()))
+        }
+        fn high(&mut self, _: &FeatureMap) -> Result<HighFeatures> {
+            Err(crate::error::Error::Invalid("not run".into()))
+        }
+    }
+
+    /// A 3-channel 320×192 image, 0 everywhere but `(value, x, y)` pixels.
+    fn image(pixels: &[(f32, usize, usize)]) -> FeatureMap {
+        let (w, h) = (320, 192);
+        let mut data = vec![0.0; 3 * w * h];
+        for &(v, x, y) in pixels {
+            for c in 0..3 {
+                data[c * w * h + y * w + x] = v;
+            }
+        }
+        FeatureMap::new(3, h, w, data)
+    }
+
+    #[test]
+    fn the_changed_box_is_the_tiles_that_changed_or_the_frame_once_it_would_run_dense() {
+        let sparse = SparseBackbone::new(Box::new(Unused), 0.0);
+        let still = image(&[]);
+        assert_eq!(sparse.changed(&still, &still), None);
+        // Two tiles: (1, 2) and (3, 2) in tiles → pixels 16..64 × 32..48.
+        let two = image(&[(1.0, 20, 40), (1.0, 50, 35)]);
+        assert_eq!(sparse.changed(&still, &two), Some((16, 32, 64, 48)));
+        // A change in the top and bottom rows spans the frame's height: the crop would be
+        // most of the frame, so the rows between are not read and the whole frame is returned
+        // (as the full box would have been: it only grows).
+        let apart = image(&[(1.0, 5, 2), (1.0, 300, 190)]);
+        assert_eq!(sparse.changed(&still, &apart), Some((0, 0, 320, 192)));
+        // Below the threshold nothing changed.
+        let faint = SparseBackbone::new(Box::new(Unused), 255.0);
+        assert_eq!(faint.changed(&still, &two), None);
+    }
+
     #[test]
     fn paste_and_crop_round_trip() {
         let image = FeatureMap::new(2, 6, 8, (0..96).map(|v| v as f32).collect());
