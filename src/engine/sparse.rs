@@ -60,7 +60,7 @@ impl SparseBackbone {
         let mut found: Option<Region> = None;
         for i in 0..rows {
             let ty = if i % 2 == 0 { i / 2 } else { rows - 1 - i / 2 };
-            if found.is_some_and(|r| run_share(r, (w, h)) > MAX_SHARE) {
+            if found.is_some_and(|r| share(around(r, (w, h)).1, (w, h)) > MAX_SHARE) {
                 return Some((0, 0, w, h));
             }
             for tx in 0..w.div_ceil(TILE) {
@@ -91,11 +91,16 @@ impl SparseBackbone {
     }
 }
 
-/// The share of a `w × h` frame the low part runs on when the tiles in `changed` changed: the
-/// box grown by the receptive field twice (what is pasted, and what that needs to see).
-fn run_share(changed: Region, (w, h): (usize, usize)) -> f64 {
-    let run = grown(grown(changed, FIELD, (w, h)), FIELD, (w, h));
-    ((run.2 - run.0) * (run.3 - run.1)) as f64 / (w * h) as f64
+/// Around the tiles in `changed`: what is pasted (the box grown by the receptive field) and
+/// what the low part runs on to compute it (grown by the receptive field again).
+fn around(changed: Region, size: (usize, usize)) -> (Region, Region) {
+    let pasted = grown(changed, FIELD, size);
+    (pasted, grown(pasted, FIELD, size))
+}
+
+/// The share of a `w × h` frame that `r` covers.
+fn share(r: Region, (w, h): (usize, usize)) -> f64 {
+    ((r.2 - r.0) * (r.3 - r.1)) as f64 / (w * h) as f64
 }
 
 /// `r` grown by `by` pixels on every side, within `w × h`.
@@ -165,9 +170,8 @@ impl BackboneEngine for SparseBackbone {
             },
             _ => (0, 0, size.0, size.1),
         };
-        let pasted = grown(changed, FIELD, size);
-        let run = grown(pasted, FIELD, size);
-        let share = run_share(changed, size);
+        let (pasted, run) = around(changed, size);
+        let share = share(run, size);
         let (Some((then, low)), true) = (self.last.as_mut(), share <= MAX_SHARE) else {
             let low = self.inner.low(image)?;
             self.last = Some((image.clone(), low.clone()));
@@ -202,8 +206,8 @@ mod tests {
     struct Unused;
 
     impl BackboneEngine for Unused {
-        fn kind(&self) -> super::super::EngineKind {
-            super::super::EngineKind::Burn
+        fn kind(&self) -> crate::engine::EngineKind {
+            crate::engine::EngineKind::Burn
         }
         fn low(&mut self, _: &FeatureMap) -> Result<LowFeatures> {
             Err(crate::error::Error::Invalid("not run".into()))
