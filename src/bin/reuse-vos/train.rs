@@ -60,6 +60,13 @@ pub(crate) struct TrainArgs {
     /// own size with DINOv2).
     #[arg(long, value_parser = tracking_side)]
     pub(crate) max_side: Option<u32>,
+    /// Close the loop (memory and fusion decoders): the memory's training propagation writes
+    /// this decoder's masks, as the tracker writes its memory, and training fine-tunes it —
+    /// so the decoder learns to read the memory it is fed at run time, not the memory's own
+    /// propagation. With --folds, `{fold}` in the path stands for the fold's name, e.g.
+    /// `weights/folds/fusion-640-{fold}.safetensors`.
+    #[arg(long)]
+    pub(crate) closed_loop: Option<PathBuf>,
     /// What to train: the refinement decoder, or the reuse path over a frozen decoder.
     #[arg(long, value_enum, default_value = "decoder")]
     pub(crate) stage: Stage,
@@ -144,6 +151,14 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         },
         // The tracker's size for this matching backbone (`TrackingSize`).
         max_side: tracking_size(args.max_side).max_side(matching.backbone),
+        closed_loop: match &args.closed_loop {
+            Some(decoder) => Some(reuse_vos::jobs::train::closed_loop::ClosedLoop {
+                decoder: decoder.clone(),
+                engine: reuse_vos::engine::resolve(args.engine.engine)?,
+                threads: args.engine.threads,
+            }),
+            None => None,
+        },
         ..Default::default()
     };
     let mut keys = match matching.backbone {

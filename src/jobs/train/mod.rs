@@ -1,6 +1,7 @@
 //! Offline training of the refinement decoder (backbone frozen, target models fitted on
 //! reference frames and frozen), with Adam on BCE, resumable from checkpoints.
 
+pub mod closed_loop;
 pub mod data;
 pub mod gate;
 pub mod harness;
@@ -58,6 +59,10 @@ pub struct TrainConfig {
     /// before the field; the command line's default is the tracker's).
     #[serde(default)]
     pub max_side: Option<u32>,
+    /// Close the loop: the memory's propagation writes this decoder's masks (`{fold}` stands
+    /// for the fold's name), and training starts from its weights.
+    #[serde(default)]
+    pub closed_loop: Option<closed_loop::ClosedLoop>,
 }
 
 fn frtm_scores() -> ScoreSource {
@@ -93,6 +98,7 @@ impl Default for TrainConfig {
             },
             score: frtm_scores(),
             max_side: None,
+            closed_loop: None,
         }
     }
 }
@@ -382,8 +388,10 @@ pub fn prepare(
                     .collect::<Result<Vec<_>>>()?;
             }
         }
-        progress.set_message("propagating the memory from every reference");
-        propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
+        if cfg.closed_loop.is_none() {
+            progress.set_message("propagating the memory from every reference");
+            propagate::propagate_all(&mut seqs, cfg.score.memory, cfg.max_gap);
+        }
     }
     Ok(seqs)
 }
@@ -439,9 +447,15 @@ pub fn train(
     progress: &indicatif::ProgressBar,
 ) -> Result<TrainState> {
     let started = Instant::now();
-    let seqs = prepare(dataset, engines, cfg, progress)?;
+    let mut seqs = prepare(dataset, engines, cfg, progress)?;
+    let init = closed_loop::close_loop(
+        &mut seqs.iter_mut().collect::<Vec<_>>(),
+        cfg,
+        None,
+        progress,
+    )?;
     let all: Vec<&SequenceData> = seqs.iter().collect();
-    train_on(&all, out, cfg, resume, started, progress)
+    train_on(&all, out, cfg, init.as_deref(), resume, started, progress)
 }
 
 /// One fold of a cross-validation: its name (the run's sub-folder) and its training sequences.
@@ -470,10 +484,15 @@ pub fn train_folds(
             )));
         }
     }
-    let seqs = prepare(dataset, engines, cfg, progress)?;
+    let mut seqs = prepare(dataset, engines, cfg, progress)?;
     let mut states = Vec::new();
     for fold in folds {
         let started = Instant::now();
+        let mut mine: Vec<&mut SequenceData> = seqs
+            .iter_mut()
+            .filter(|s| fold.fit.contains(&s.name))
+            .collect();
+        let init = closed_loop::close_loop(&mut mine, cfg, Some(&fold.name), progress)?;
         let subset: Vec<&SequenceData> = fold
             .fit
             .iter()
@@ -481,16 +500,26 @@ pub fn train_folds(
             .collect();
         progress.println(format!("fold {}: {} sequences", fold.name, subset.len()));
         let dir = out.join(&fold.name);
-        states.push(train_on(&subset, &dir, cfg, resume, started, progress)?);
+        states.push(train_on(
+            &subset,
+            &dir,
+            cfg,
+            init.as_deref(),
+            resume,
+            started,
+            progress,
+        )?);
     }
     Ok(states)
 }
 
-/// Trains the decoder on prepared sequences (see [`train`]); `started` is when preparing began.
+/// Trains the decoder on prepared sequences (see [`train`]), from the weights `init` (safetensors
+/// bytes) when given; `started` is when preparing began.
 fn train_on(
     seqs: &[&SequenceData],
     out: &Path,
     cfg: &TrainConfig,
+    init: Option<&[u8]>,
     resume: bool,
     started: Instant,
     progress: &indicatif::ProgressBar,
@@ -514,43 +543,40 @@ fn train_on(
     };
     progress.set_message("training");
     let mut smooth = Smoothed::default();
-    train_loop(
-        &run,
-        &spec,
-        &dcfg,
-        dcfg.init(&device),
-        |model, rng, state| {
-            let examples: Vec<Example> = (0..cfg.batch)
-                .map(|_| sample_example(seqs, cfg, rng))
-                .collect();
-            let (input, score, label) =
-                decoder_batch(examples, cfg, dcfg.feature_channels, &device);
-            let (ch, cw) = cfg.crop;
-            let logits = resize(model.forward(input, score), ch, cw);
-            let loss = bce_with_logits(logits.clone(), label.clone());
-            let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-            let pred = logits.detach().greater_elem(0.0).float();
-            let inter: f32 = (pred.clone() * label.clone().detach()).sum().into_scalar();
-            let union: f32 = (pred + label.detach()).clamp_max(1.0).sum().into_scalar();
-            let iou = if union > 0.0 {
-                (inter / union) as f64
-            } else {
-                1.0
-            };
-            let lr = if (state.iteration as f64) < cfg.decay_at * cfg.iterations as f64 {
-                cfg.learning_rate
-            } else {
-                cfg.learning_rate * 0.1
-            };
-            let avg = smooth.add(&[loss_value, iou]);
-            Ok(Step {
-                loss,
-                lr,
-                log: format!("{loss_value:.5},{iou:.4},{lr:e}"),
-                message: format!("loss {:.4} IoU {:.3}", avg[0], avg[1]),
-            })
-        },
-    )
+    let model = match init {
+        Some(bytes) => crate::model::load::load_decoder_on(bytes, &dcfg, &device, "--closed-loop")?,
+        None => dcfg.init(&device),
+    };
+    train_loop(&run, &spec, &dcfg, model, |model, rng, state| {
+        let examples: Vec<Example> = (0..cfg.batch)
+            .map(|_| sample_example(seqs, cfg, rng))
+            .collect();
+        let (input, score, label) = decoder_batch(examples, cfg, dcfg.feature_channels, &device);
+        let (ch, cw) = cfg.crop;
+        let logits = resize(model.forward(input, score), ch, cw);
+        let loss = bce_with_logits(logits.clone(), label.clone());
+        let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
+        let pred = logits.detach().greater_elem(0.0).float();
+        let inter: f32 = (pred.clone() * label.clone().detach()).sum().into_scalar();
+        let union: f32 = (pred + label.detach()).clamp_max(1.0).sum().into_scalar();
+        let iou = if union > 0.0 {
+            (inter / union) as f64
+        } else {
+            1.0
+        };
+        let lr = if (state.iteration as f64) < cfg.decay_at * cfg.iterations as f64 {
+            cfg.learning_rate
+        } else {
+            cfg.learning_rate * 0.1
+        };
+        let avg = smooth.add(&[loss_value, iou]);
+        Ok(Step {
+            loss,
+            lr,
+            log: format!("{loss_value:.5},{iou:.4},{lr:e}"),
+            message: format!("loss {:.4} IoU {:.3}", avg[0], avg[1]),
+        })
+    })
 }
 
 /// A batch of examples as the decoder's input, score and label tensors.

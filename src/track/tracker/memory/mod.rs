@@ -33,6 +33,22 @@ pub struct MemoryConfig {
     pub write_change: f32,
     /// ...or when this many frames passed since the last write.
     pub write_every: usize,
+    /// What a tracked frame is written with.
+    #[serde(default)]
+    pub writes: MemoryWrites,
+}
+
+/// The mask a tracked frame is written into memory with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryWrites {
+    /// The object's mask after the decoder and the merge (the tracker's best guess).
+    #[default]
+    Decoder,
+    /// The memory's own prediction on that frame (its probability above 0.5, on its grid):
+    /// what training writes, so a decoder reads the memory as it learnt it — a decoder that
+    /// trims the memory's score would otherwise trim its own output again on every frame.
+    Memory,
 }
 
 /// [`ReadoutConfig`] as settings.
@@ -74,6 +90,7 @@ impl Default for MemoryConfig {
             // writing every frame and 64.3 with 3 slots.
             write_change: 0.1,
             write_every: 5,
+            writes: MemoryWrites::Decoder,
         }
     }
 }
@@ -146,6 +163,8 @@ pub struct MemoryObject {
     recent: VecDeque<MemoryFrame>,
     /// The last scored frame's keys, kept for `learn`.
     pending: Option<Keys>,
+    /// The last scored frame's probability on the keys' grid (for [`MemoryWrites::Memory`]).
+    predicted: Vec<f32>,
     /// The values of the last written frame, for the change score.
     last_written: Vec<f32>,
     since_write: usize,
@@ -172,6 +191,7 @@ impl MemoryObject {
             given: vec![given],
             recent: VecDeque::new(),
             pending: None,
+            predicted: Vec::new(),
             last_written: values,
             since_write: 0,
         }
@@ -188,6 +208,7 @@ impl MemoryObject {
         };
         let p = readout(&keys, &frames, &cfg);
         self.pending = Some(keys);
+        self.predicted.clone_from(&p);
         FeatureMap::new(1, map.height, map.width, p)
     }
 
@@ -198,11 +219,16 @@ impl MemoryObject {
             return false;
         };
         self.since_write += 1;
-        // The object's pixels after the merge, as coverage per cell: storing its soft
-        // probability instead would shrink the object a little more on every frame (a
-        // readout of values below one reads below one).
-        let hard: Vec<f32> = soft.iter().map(|&p| f32::from(p > 0.0)).collect();
-        let values = area_downsample(&hard, w, h, keys.width, keys.height);
+        let values = match self.config.writes {
+            // The object's pixels after the merge, as coverage per cell: storing its soft
+            // probability instead would shrink the object a little more on every frame (a
+            // readout of values below one reads below one).
+            MemoryWrites::Decoder => {
+                let hard: Vec<f32> = soft.iter().map(|&p| f32::from(p > 0.0)).collect();
+                area_downsample(&hard, w, h, keys.width, keys.height)
+            }
+            MemoryWrites::Memory => self.predicted.iter().map(|&p| f32::from(p > 0.5)).collect(),
+        };
         let change = 1.0 - iou_of(&values, &self.last_written, |&v| v > 0.5, |&v| v > 0.5);
         let due = self.since_write >= self.config.write_every.max(1);
         if !(due || change as f32 > self.config.write_change) || self.config.slots == 0 {
@@ -247,5 +273,43 @@ impl ObjectModel for MemoryObject {
 
     fn memory_bytes(&self) -> usize {
         self.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys on a 6×8 grid that are each other's strangers: every cell matches itself.
+    fn keys() -> FeatureMap {
+        let (c, h, w) = (48, 6, 8);
+        let mut data = vec![0.0; c * h * w];
+        for cell in 0..h * w {
+            data[cell * (h * w) + cell] = 1.0;
+        }
+        FeatureMap::new(c, h, w, data)
+    }
+
+    /// What a tracked frame is written with, after the memory predicted the given mask and the
+    /// decoder said the object is gone.
+    fn written(writes: MemoryWrites) -> Vec<f32> {
+        let config = MemoryConfig {
+            write_every: 1,
+            writes,
+            ..Default::default()
+        };
+        let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
+        let mut object = MemoryObject::start(config, (8, 6), &keys(), &mask);
+        object.propagate(&keys());
+        assert!(object.remember(&[0.0; 48], (8, 6)));
+        object.recent[0].values.clone()
+    }
+
+    #[test]
+    fn a_tracked_frame_is_written_with_the_chosen_mask() {
+        assert!(written(MemoryWrites::Decoder).iter().all(|&v| v == 0.0));
+        let own = written(MemoryWrites::Memory);
+        let expected: Vec<f32> = (0..48).map(|i| f32::from(u8::from(i % 8 < 4))).collect();
+        assert_eq!(own, expected);
     }
 }
