@@ -52,3 +52,47 @@ fn out_of_range_numbers_are_refused() {
     );
     assert!(!std::path::Path::new(out).exists(), "nothing is written");
 }
+
+#[test]
+fn a_closed_loop_decoder_that_cannot_be_read_is_refused_before_caching() {
+    let dir = common::temp_dir("cli-closed-loop");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let davis = common::davis2016();
+    let davis = davis.to_str().unwrap();
+    let folds = common::davis2016().join("splits/folds");
+    let folds = folds.to_str().unwrap();
+    let missing = dir.join("{fold}.safetensors");
+    let missing = missing.to_str().unwrap();
+    refused(
+        &[
+            "train",
+            "--tracker",
+            "fusion",
+            "--davis",
+            davis,
+            "--folds",
+            folds,
+            "--fold-ids",
+            "2",
+            "--closed-loop",
+            missing,
+            "--out",
+            out,
+        ],
+        "fold-2.safetensors: --closed-loop decoder not found (for fold-2)",
+    );
+    refused(
+        &[
+            "train",
+            "--davis",
+            davis,
+            "--closed-loop",
+            missing,
+            "--out",
+            out,
+        ],
+        "the FRTM decoder reads no memory",
+    );
+    assert!(!std::path::Path::new(out).exists(), "nothing is written");
+}

@@ -173,6 +173,9 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     if let Some(dir) = &args.folds {
         let folds = read_folds(dir, args.fold_ids.as_deref())?;
+        for fold in &folds {
+            check_closed_loop(&cfg, Some(&fold.name))?;
+        }
         let states = reuse_vos::jobs::train::train_folds(
             &dataset,
             Engines {
@@ -192,6 +195,7 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    check_closed_loop(&cfg, None)?;
     let state = reuse_vos::jobs::train::train(
         &dataset,
         Engines {
@@ -205,6 +209,29 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     )?;
     bar.finish();
     report_trained(&state, start, &args.out.join("decoder.safetensors"));
+    Ok(())
+}
+
+/// Refuses a `--closed-loop` decoder that cannot be read before minutes of caching start.
+fn check_closed_loop(
+    cfg: &reuse_vos::jobs::train::TrainConfig,
+    fold: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(closed) = &cfg.closed_loop else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        cfg.score.tracker != TrackerKind::Frtm,
+        "--closed-loop: the FRTM decoder reads no memory (train --tracker memory or fusion)"
+    );
+    let path = closed.path(fold);
+    anyhow::ensure!(
+        path.is_file(),
+        "{}: --closed-loop decoder not found{}",
+        path.display(),
+        fold.map(|f| format!(" (for {f})")).unwrap_or_default()
+    );
+    reuse_vos::model::load::read_config::<reuse_vos::model::decoder::DecoderConfig>(&path)?;
     Ok(())
 }
 
