@@ -12,7 +12,7 @@ use crate::model::FeatureMap;
 use crate::model::tensor::resize_bilinear;
 use crate::track::TrackerKind;
 use crate::track::keys::MatchingConfig;
-use crate::track::tracker::memory::{MemoryConfig, MemoryObject, on_grid};
+use crate::track::tracker::memory::{MemoryConfig, MemoryObject, MemoryWrites, on_grid};
 use rayon::prelude::*;
 
 /// What the decoder is trained to read.
@@ -106,12 +106,20 @@ fn propagate(
     );
     let first = keys(start);
     let size = (seq.width, seq.height);
+    // Open loop: the memory writes its own prediction (`MemoryWrites::Memory`).
+    let config = MemoryConfig {
+        writes: match decoder {
+            Some(_) => MemoryWrites::Decoder,
+            None => MemoryWrites::Memory,
+        },
+        ..config
+    };
     let mut object = MemoryObject::start(config, size, &first, &seq.masks[start]);
     let last = (start + span).min(seq.features.len() - 1);
     let mut out = Vec::new();
     for t in start + 1..=last {
         let p = object.propagate(&keys(t));
-        let (grid, p8) = ((p.width, p.height), on_grid(p.clone(), h8, w8));
+        let p8 = on_grid(p, h8, w8);
         match decoder.as_mut() {
             Some((source, engine)) => {
                 let score = stacked(seq, k, t, p8.clone(), source);
@@ -119,9 +127,7 @@ fn propagate(
                 object.remember(&hard, size);
             }
             None => {
-                // The memory's own prediction, at its grid.
-                let hard: Vec<f32> = p.data.iter().map(|&v| f32::from(v > 0.5)).collect();
-                object.remember(&hard, grid);
+                object.remember(&[], size);
             }
         }
         out.push(HalfMap::from_map(&p8));

@@ -208,7 +208,9 @@ impl MemoryObject {
         };
         let p = readout(&keys, &frames, &cfg);
         self.pending = Some(keys);
-        self.predicted.clone_from(&p);
+        if self.config.writes == MemoryWrites::Memory {
+            self.predicted.clone_from(&p);
+        }
         FeatureMap::new(1, map.height, map.width, p)
     }
 
