@@ -5,6 +5,7 @@ pub mod closed_loop;
 pub mod data;
 pub mod gate;
 pub mod harness;
+pub mod key_cache;
 pub mod propagate;
 
 use crate::engine::BackboneEngine;
@@ -364,7 +365,11 @@ pub fn prepare(
     cfg: &TrainConfig,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<SequenceData>> {
-    let Engines { backbone, keys } = engines;
+    let Engines {
+        backbone,
+        keys,
+        key_cache,
+    } = engines;
     let projection = cfg.score.matching.projection()?;
     let mut seqs = cache_sequences(
         dataset,
@@ -376,7 +381,7 @@ pub fn prepare(
     )?;
     if cfg.score.tracker != crate::track::TrackerKind::Frtm {
         if let Some(keys) = keys {
-            cache_keys(dataset, &mut seqs, keys, cfg.max_side, progress)?;
+            cache_keys(dataset, &mut seqs, keys, key_cache, cfg.max_side, progress)?;
         } else if let Some(p) = projection {
             // Projected stride-8 keys, as the tracker matches with `--key-channels` (projected
             // from the f16 cache: within f16 rounding of the tracker's f32 projection).
@@ -397,18 +402,22 @@ pub fn prepare(
 }
 
 /// The networks training caches features with: the backbone and, when the memory matches
-/// another backbone's features (`ScoreSource::matching`), that one.
+/// another backbone's features (`ScoreSource::matching`), that one, with the folder its keys
+/// are kept in between runs.
 pub struct Engines<'a> {
     pub backbone: &'a mut dyn BackboneEngine,
     pub keys: Option<&'a mut KeySource>,
+    pub key_cache: Option<&'a key_cache::KeyCache>,
 }
 
 /// The matching backbone's keys of every frame of every sequence (f16), for the memory's
-/// propagation.
+/// propagation: read from `disk` where a run already computed them, else computed and kept
+/// there.
 fn cache_keys(
     dataset: &Dataset,
     seqs: &mut [SequenceData],
     keys: &mut KeySource,
+    disk: Option<&key_cache::KeyCache>,
     max_side: Option<u32>,
     progress: &indicatif::ProgressBar,
 ) -> Result<()> {
@@ -417,6 +426,12 @@ fn cache_keys(
     progress.set_position(0);
     progress.set_message("caching the matching backbone's keys");
     for seq in seqs.iter_mut() {
+        let n = seq.features.len();
+        if let Some(cached) = disk.and_then(|d| d.load(&seq.name, n)) {
+            seq.keys = cached;
+            progress.inc(n as u64);
+            continue;
+        }
         let info = dataset.sequence(&seq.name)?;
         seq.keys = info
             .frames
@@ -432,6 +447,9 @@ fn cache_keys(
                 Ok(HalfMap::from_map(&k))
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(d) = disk {
+            d.store(&seq.name, &seq.keys)?;
+        }
     }
     Ok(())
 }
