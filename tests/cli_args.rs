@@ -94,5 +94,25 @@ fn a_closed_loop_decoder_that_cannot_be_read_is_refused_before_caching() {
         ],
         "the FRTM decoder reads no memory",
     );
+    refused(
+        &["train", "--davis", davis, "--rounds", "2", "--out", out],
+        "--closed-loop",
+    );
+    refused(
+        &[
+            "train",
+            "--tracker",
+            "fusion",
+            "--davis",
+            davis,
+            "--closed-loop",
+            missing,
+            "--rounds",
+            "0",
+            "--out",
+            out,
+        ],
+        "--rounds",
+    );
     assert!(!std::path::Path::new(out).exists(), "nothing is written");
 }

@@ -68,6 +68,10 @@ pub(crate) struct TrainArgs {
     /// `weights/folds/fusion-640-{fold}.safetensors`.
     #[arg(long)]
     pub(crate) closed_loop: Option<PathBuf>,
+    /// With --closed-loop: rounds of propagating and fine-tuning, each from the previous
+    /// round's decoder (`<out>/round-<r>/`; the last one's weights also in `<out>`).
+    #[arg(long, default_value_t = 1, requires = "closed_loop", value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub(crate) rounds: u16,
     /// DINOv2 matching: the folder where the keys of every training frame are kept between
     /// runs (~1.2 MB a frame at 640; an interrupted run keeps the sequences it finished).
     /// Default: `train-keys` in the project's cache folder (`REUSE_VOS_CACHE`).
@@ -162,6 +166,7 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
                 decoder: decoder.clone(),
                 engine: reuse_vos::engine::resolve(args.engine.engine)?,
                 threads: args.engine.threads,
+                rounds: args.rounds.into(),
             }),
             None => None,
         },

@@ -10,7 +10,7 @@ use super::propagate;
 use crate::error::{Error, Result};
 use crate::model::decoder::DecoderConfig;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Training with the loop closed (see [`TrainConfig::closed_loop`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -23,6 +23,19 @@ pub struct ClosedLoop {
     pub engine: crate::engine::EngineKind,
     #[serde(skip)]
     pub threads: usize,
+    /// Rounds: each propagates with the previous round's result and fine-tunes it again (one
+    /// round learns a memory written by the *starting* decoder, then writes masks of its own).
+    #[serde(default = "one")]
+    pub rounds: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The folder of round `round` (1-based) of a run into `out` with several rounds.
+pub fn round_dir(out: &Path, round: usize) -> PathBuf {
+    out.join(format!("round-{round}"))
 }
 
 fn default_engine() -> crate::engine::EngineKind {
@@ -38,18 +51,28 @@ impl ClosedLoop {
             None => self.decoder.clone(),
         }
     }
+
+    /// The decoder round `round` starts from: the given one (the fold's) for the first, the
+    /// previous round's result after it.
+    pub fn start_of(&self, round: usize, fold: Option<&str>, out: &Path) -> PathBuf {
+        if round <= 1 {
+            self.path(fold)
+        } else {
+            round_dir(out, round - 1).join("decoder.safetensors")
+        }
+    }
 }
 
-/// With the loop closed: propagates the memory of `seqs` writing the decoder's masks (the
-/// fold's decoder), and returns that decoder to start training from.
+/// With the loop closed: propagates the memory of `seqs` writing the masks of the decoder at
+/// `path`, and returns that decoder to start training from.
 pub(super) fn close_loop(
     seqs: &mut [&mut SequenceData],
     cfg: &TrainConfig,
-    fold: Option<&str>,
+    path: &Path,
     progress: &indicatif::ProgressBar,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Vec<u8>> {
     let Some(closed) = &cfg.closed_loop else {
-        return Ok(None);
+        return Err(Error::Invalid("the loop is not closed".into()));
     };
     if cfg.score.tracker == crate::track::TrackerKind::Frtm {
         return Err(Error::Invalid(
@@ -57,9 +80,8 @@ pub(super) fn close_loop(
                 .into(),
         ));
     }
-    let path = closed.path(fold);
-    let config: DecoderConfig = crate::model::load::read_config(&path)?;
-    let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, e))?;
+    let config: DecoderConfig = crate::model::load::read_config(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
     let decoder = crate::model::load::load_decoder(&bytes, &config, &path.display().to_string())?;
     let mut engine = crate::engine::decoder(
         &decoder,
@@ -72,5 +94,5 @@ pub(super) fn close_loop(
         path.display()
     ));
     propagate::propagate_closed(seqs, &cfg.score, cfg.max_gap, engine.as_mut())?;
-    Ok(Some(bytes))
+    Ok(bytes)
 }

@@ -466,14 +466,8 @@ pub fn train(
 ) -> Result<TrainState> {
     let started = Instant::now();
     let mut seqs = prepare(dataset, engines, cfg, progress)?;
-    let init = closed_loop::close_loop(
-        &mut seqs.iter_mut().collect::<Vec<_>>(),
-        cfg,
-        None,
-        progress,
-    )?;
-    let all: Vec<&SequenceData> = seqs.iter().collect();
-    train_on(&all, out, cfg, init.as_deref(), resume, started, progress)
+    let fit = dataset.sequences.clone();
+    train_fit(&mut seqs, &fit, out, cfg, None, resume, started, progress)
 }
 
 /// One fold of a cross-validation: its name (the run's sub-folder) and its training sequences.
@@ -506,19 +500,60 @@ pub fn train_folds(
     let mut states = Vec::new();
     for fold in folds {
         let started = Instant::now();
-        let mut mine: Vec<&mut SequenceData> = seqs
-            .iter_mut()
-            .filter(|s| fold.fit.contains(&s.name))
-            .collect();
-        let init = closed_loop::close_loop(&mut mine, cfg, Some(&fold.name), progress)?;
-        let subset: Vec<&SequenceData> = fold
-            .fit
+        let dir = out.join(&fold.name);
+        progress.println(format!("fold {}: {} sequences", fold.name, fold.fit.len()));
+        states.push(train_fit(
+            &mut seqs,
+            &fold.fit,
+            &dir,
+            cfg,
+            Some(&fold.name),
+            resume,
+            started,
+            progress,
+        )?);
+    }
+    Ok(states)
+}
+
+/// Trains one decoder on the sequences named `fit` (in that order) of the prepared `seqs`
+/// into `out`. With the loop closed, each round first propagates the memory of those
+/// sequences with its starting decoder; with several rounds, round r trains in
+/// `out/round-<r>/` and the last one's weights are also written into `out`. A resumed run
+/// skips the propagation of a round that finished.
+#[allow(clippy::too_many_arguments)]
+fn train_fit(
+    seqs: &mut [SequenceData],
+    fit: &[String],
+    out: &Path,
+    cfg: &TrainConfig,
+    fold: Option<&str>,
+    resume: bool,
+    started: Instant,
+    progress: &indicatif::ProgressBar,
+) -> Result<TrainState> {
+    let rounds = cfg.closed_loop.as_ref().map_or(1, |c| c.rounds.max(1));
+    let mut state = TrainState::default();
+    for round in 1..=rounds {
+        let dir = match rounds {
+            1 => out.to_path_buf(),
+            _ => closed_loop::round_dir(out, round),
+        };
+        let finished = resume && dir.join("decoder.safetensors").is_file();
+        let init = match &cfg.closed_loop {
+            Some(closed) if !finished => {
+                let mut mine: Vec<&mut SequenceData> =
+                    seqs.iter_mut().filter(|s| fit.contains(&s.name)).collect();
+                let start = closed.start_of(round, fold, out);
+                Some(closed_loop::close_loop(&mut mine, cfg, &start, progress)?)
+            }
+            _ => None,
+        };
+        let subset: Vec<&SequenceData> = fit
             .iter()
             .filter_map(|n| seqs.iter().find(|s| &s.name == n))
             .collect();
-        progress.println(format!("fold {}: {} sequences", fold.name, subset.len()));
-        let dir = out.join(&fold.name);
-        states.push(train_on(
+        state = train_on(
             &subset,
             &dir,
             cfg,
@@ -526,9 +561,28 @@ pub fn train_folds(
             resume,
             started,
             progress,
-        )?);
+        )?;
+        if rounds > 1 {
+            progress.println(format!("round {round} of {rounds} done: {}", dir.display()));
+        }
     }
-    Ok(states)
+    if rounds > 1 {
+        let last = closed_loop::round_dir(out, rounds).join("decoder.safetensors");
+        let files = RunFiles {
+            dir: out.to_path_buf(),
+        };
+        for (from, to) in [
+            (last.clone(), files.weights()),
+            (
+                last.with_extension("json"),
+                files.weights().with_extension("json"),
+            ),
+        ] {
+            let bytes = std::fs::read(&from).map_err(|e| Error::read(&from, e))?;
+            crate::io::atomic::write_bytes(&to, &bytes)?;
+        }
+    }
+    Ok(state)
 }
 
 /// Trains the decoder on prepared sequences (see [`train`]), from the weights `init` (safetensors
