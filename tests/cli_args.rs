@@ -53,6 +53,11 @@ fn out_of_range_numbers_are_refused() {
     assert!(!std::path::Path::new(out).exists(), "nothing is written");
 }
 
+/// `train --davis <davis>`, then `extra`, then `--out <out>`.
+fn train_args<'a>(davis: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&["train", "--davis", davis][..], extra, &["--out", out]].concat()
+}
+
 #[test]
 fn a_closed_loop_decoder_that_cannot_be_read_is_refused_before_caching() {
     let dir = common::temp_dir("cli-closed-loop");
@@ -64,54 +69,22 @@ fn a_closed_loop_decoder_that_cannot_be_read_is_refused_before_caching() {
     let folds = folds.to_str().unwrap();
     let missing = dir.join("{fold}.safetensors");
     let missing = missing.to_str().unwrap();
+    let fusion = ["--tracker", "fusion", "--closed-loop", missing];
     refused(
-        &[
-            "train",
-            "--tracker",
-            "fusion",
-            "--davis",
+        &train_args(
             davis,
-            "--folds",
-            folds,
-            "--fold-ids",
-            "2",
-            "--closed-loop",
-            missing,
-            "--out",
             out,
-        ],
+            &[&fusion[..], &["--folds", folds, "--fold-ids", "2"]].concat(),
+        ),
         "fold-2.safetensors: --closed-loop decoder not found (for fold-2)",
     );
     refused(
-        &[
-            "train",
-            "--davis",
-            davis,
-            "--closed-loop",
-            missing,
-            "--out",
-            out,
-        ],
+        &train_args(davis, out, &["--closed-loop", missing]),
         "the FRTM decoder reads no memory",
     );
+    refused(&train_args(davis, out, &["--rounds", "2"]), "--closed-loop");
     refused(
-        &["train", "--davis", davis, "--rounds", "2", "--out", out],
-        "--closed-loop",
-    );
-    refused(
-        &[
-            "train",
-            "--tracker",
-            "fusion",
-            "--davis",
-            davis,
-            "--closed-loop",
-            missing,
-            "--rounds",
-            "0",
-            "--out",
-            out,
-        ],
+        &train_args(davis, out, &[&fusion[..], &["--rounds", "0"]].concat()),
         "--rounds",
     );
     assert!(!std::path::Path::new(out).exists(), "nothing is written");

@@ -68,12 +68,10 @@ impl ClosedLoop {
 pub(super) fn close_loop(
     seqs: &mut [&mut SequenceData],
     cfg: &TrainConfig,
+    closed: &ClosedLoop,
     path: &Path,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<u8>> {
-    let Some(closed) = &cfg.closed_loop else {
-        return Err(Error::Invalid("the loop is not closed".into()));
-    };
     if cfg.score.tracker == crate::track::TrackerKind::Frtm {
         return Err(Error::Invalid(
             "--closed-loop: the FRTM decoder reads no memory (train the memory or fusion decoder)"

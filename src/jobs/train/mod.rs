@@ -545,7 +545,9 @@ fn train_fit(
                 let mut mine: Vec<&mut SequenceData> =
                     seqs.iter_mut().filter(|s| fit.contains(&s.name)).collect();
                 let start = closed.start_of(round, fold, out);
-                Some(closed_loop::close_loop(&mut mine, cfg, &start, progress)?)
+                Some(closed_loop::close_loop(
+                    &mut mine, cfg, closed, &start, progress,
+                )?)
             }
             _ => None,
         };
