@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// ONNX opset the graphs are written for.
 const OPSET: u32 = 17;
 
+/// ONNX Runtime's contrib operators (fused attention).
+const MS_DOMAIN: &str = "com.microsoft";
+
 /// Builds one ONNX graph.
 pub struct GraphBuilder {
     graph: Graph,
@@ -152,6 +155,20 @@ impl GraphBuilder {
         Ok(y)
     }
 
+    /// Adds a node of ONNX Runtime's own operator set (`com.microsoft`) with one output.
+    pub fn ms_node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attributes: Vec<Attribute>,
+    ) -> Result<String> {
+        let y = self.fresh(&op.to_ascii_lowercase());
+        let name = self.fresh(&format!("{op}_node"));
+        let node = Node::new(op, MS_DOMAIN, name, inputs, [y.as_str()], attributes).map_err(err)?;
+        self.graph.add_node(node).map_err(err)?;
+        Ok(y)
+    }
+
     /// Conv (+ bias) and, when the layer has it, ReLU6 (`Clip(0, 6)`).
     pub fn conv(&mut self, x: &str, layer: &ConvLayer, out: Option<&str>) -> Result<String> {
         let k = layer.kernel;
@@ -194,7 +211,11 @@ impl GraphBuilder {
     pub fn session(mut self, threads: usize) -> Result<Session> {
         self.graph.set_inputs(self.inputs).map_err(err)?;
         self.graph.set_outputs(self.outputs).map_err(err)?;
-        let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET).map_err(err)?]).map_err(err)?;
+        let mut model = Model::new([
+            Opset::new(ONNX_DOMAIN, OPSET).map_err(err)?,
+            Opset::new(MS_DOMAIN, 1).map_err(err)?,
+        ])
+        .map_err(err)?;
         model.set_graph(self.graph).map_err(err)?;
         let env = super::environment()?;
         let options = SessionBuilder::new(&env)

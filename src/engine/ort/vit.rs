@@ -15,7 +15,6 @@ use std::sync::Arc;
 struct VitGraph<'a> {
     g: GraphBuilder,
     w: &'a VitWeights,
-    tokens: usize,
 }
 
 impl VitGraph<'_> {
@@ -52,35 +51,15 @@ impl VitGraph<'_> {
         self.g.node("Mul", &[x, &c], vec![], None)
     }
 
-    /// `[1, T, d]` → heads `[1, h, T, hd]` (or `[1, h, hd, T]` for keys).
-    fn heads(&mut self, x: &str, keys: bool) -> Result<String> {
-        let c = &self.w.config;
-        let (h, hd) = (c.heads as i64, (c.dim / c.heads) as i64);
-        let y = self.reshape(x, &[1, self.tokens as i64, h, hd])?;
-        self.transpose(&y, if keys { &[0, 2, 3, 1] } else { &[0, 2, 1, 3] })
-    }
-
+    /// Six-head self-attention in ONNX Runtime's fused operator (on the CPU it streams the
+    /// scores block by block instead of writing the `T × T` matrix of every head).
     fn attention(&mut self, x: &str, b: &BlockWeights) -> Result<String> {
-        let c = &self.w.config;
-        let hd = (c.dim / c.heads) as f32;
+        let heads = self.w.config.heads as i64;
         let q = self.linear(x, &b.query)?;
-        let q = self.heads(&q, false)?;
-        let s = self.g.constant("qs", &[], &[1.0 / hd.sqrt()])?;
-        let q = self.g.node("Mul", &[&q, &s], vec![], None)?;
         let k = self.linear(x, &b.key)?;
-        let k = self.heads(&k, true)?;
         let v = self.linear(x, &b.value)?;
-        let v = self.heads(&v, false)?;
-        let scores = self.g.node("MatMul", &[&q, &k], vec![], None)?;
-        let soft = self.g.node(
-            "Softmax",
-            &[&scores],
-            vec![Attribute::new("axis", -1i64).map_err(err)?],
-            None,
-        )?;
-        let y = self.g.node("MatMul", &[&soft, &v], vec![], None)?;
-        let y = self.transpose(&y, &[0, 2, 1, 3])?;
-        let y = self.reshape(&y, &[1, self.tokens as i64, c.dim as i64])?;
+        let attrs = vec![Attribute::new("num_heads", heads).map_err(err)?];
+        let y = self.g.ms_node("MultiHeadAttention", &[&q, &k, &v], attrs)?;
         self.linear(&y, &b.proj)
     }
 
@@ -121,7 +100,6 @@ fn build(w: &VitWeights, shape: VitShape, threads: usize) -> Result<Session> {
     let mut v = VitGraph {
         g: GraphBuilder::new()?,
         w,
-        tokens: n + 1,
     };
     v.g.feature_input("image", 3);
     let pw = v.g.constant("pw", &[d, 3, p, p], &w.patch_weight)?;
