@@ -21,7 +21,8 @@ pub type Oracle = Box<dyn Fn(usize) -> Result<Option<Mask>> + Send>;
 pub struct Decided {
     pub decision: GateDecision,
     pub delta: Option<FeatureMap>,
-    /// How a copy follows the object, when the motion policy follows.
+    /// How a copy follows the object, when the motion policy follows (on a computed frame:
+    /// the copy it would have been, which the safety net audits).
     pub follow: Option<Followed>,
     /// Time the decision took, milliseconds.
     pub ms: f64,
@@ -143,13 +144,18 @@ pub fn decide(
     }
     let mut path = settings.decide(p_reuse, oracle_iou);
     let safety = match (path.is_reuse(), &moved) {
-        (true, Some(m)) => settings.safety.before(object.streak, &m.seen, m.footprint),
-        // No luma cells to compare: only the streak bound applies.
-        (true, None) => {
+        (true, Some(m)) => {
             settings
                 .safety
-                .before(object.streak, &Motion::default(), &Default::default())
+                .before(object.streak, &m.seen, m.footprint, &object.audit)
         }
+        // No luma cells to compare: only the streak bound applies.
+        (true, None) => settings.safety.before(
+            object.streak,
+            &Motion::default(),
+            &Default::default(),
+            &Default::default(),
+        ),
         _ => None,
     };
     if safety.is_some() {
@@ -171,7 +177,7 @@ pub fn decide(
         delta,
         follow: moved
             .and_then(|m| m.follow)
-            .filter(|_| path == Path::Copied),
+            .filter(|_| matches!(path, Path::Copied | Path::Computed)),
         ms: 0.0,
     })
 }

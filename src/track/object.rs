@@ -44,6 +44,8 @@ pub struct ObjectState {
     /// The object's probability on the previous frame (what `copy` reuses; kept only by
     /// policies that copy).
     pub previous: Vec<f32>,
+    /// What its copies would have lost on its computed frames (the safety net's audit).
+    pub audit: super::safety::CopyAudit,
 }
 
 /// The session's objects, in id order (the merge and the outputs list them so).

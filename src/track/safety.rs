@@ -8,7 +8,11 @@
 //!   stored score is where the object *was*; the learned gate was blind to both (a dancer, a
 //!   dog: every harmful reuse there changed its cells by 0.1–0.3, a slow rhino by ~0.02);
 //! - **jump**: the reused mask's area left `[1/max_area_ratio, max_area_ratio]` of the last
-//!   computed one, or its centre moved more than `max_shift` of the object's size.
+//!   computed one, or its centre moved more than `max_shift` of the object's size;
+//! - **audit**: the copy's expected loss is above `max_copy_loss`. On every computed frame the
+//!   copy the gate would have made is held against the mask computed ([`CopyAudit`]): how
+//!   much mask a copy loses per unit of luma change is the object's own (a textureless dancer
+//!   changes its outline while its cells' luma barely changes; a rhino's copies lose little).
 
 use crate::io::Frame;
 use serde::{Deserialize, Serialize};
@@ -30,6 +34,11 @@ pub struct SafetyNet {
     pub max_area_ratio: f32,
     /// Largest move of the mask's centre, as a share of the object's size (√area).
     pub max_shift: f32,
+    /// Largest expected loss (1 − IoU against the mask a computed frame would give) of a copy:
+    /// this frame's luma change times the object's audited loss per change. None: no audit
+    /// (runs recorded before it).
+    #[serde(default)]
+    pub max_copy_loss: Option<f32>,
 }
 
 impl Default for SafetyNet {
@@ -41,6 +50,7 @@ impl Default for SafetyNet {
             max_change: default_max_change(),
             max_area_ratio: 1.3,
             max_shift: 0.15,
+            max_copy_loss: Some(0.1),
         }
     }
 }
@@ -56,6 +66,48 @@ pub enum Override {
     Streak,
     Motion,
     Jump,
+    Audit,
+}
+
+/// What an object's copies lost on its computed frames: 1 − IoU of the copy the gate would
+/// have made against the mask computed, beside the luma change the gate saw there
+/// (exponential means, so the object's latest behaviour counts most).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CopyAudit {
+    loss: f32,
+    change: f32,
+    seen: bool,
+}
+
+/// Weight of the newest audit in the means.
+const AUDIT_WEIGHT: f32 = 0.5;
+
+/// Change below which an audit says nothing about loss per change.
+const AUDIT_MIN_CHANGE: f32 = 0.005;
+
+impl CopyAudit {
+    /// Records one computed frame: what its copy would have lost, and the change seen.
+    pub fn observe(&mut self, loss: f32, change: f32) {
+        if change < AUDIT_MIN_CHANGE {
+            return;
+        }
+        if self.seen {
+            self.loss += AUDIT_WEIGHT * (loss - self.loss);
+            self.change += AUDIT_WEIGHT * (change - self.change);
+        } else {
+            *self = CopyAudit {
+                loss,
+                change,
+                seen: true,
+            };
+        }
+    }
+
+    /// The loss a copy at `change` is expected to have (None before any audit).
+    pub fn expected(&self, change: f32) -> Option<f32> {
+        self.seen
+            .then(|| change * self.loss / self.change.max(AUDIT_MIN_CHANGE))
+    }
 }
 
 /// Where an object was on its last computed frame: its area, centre and stride-8 box.
@@ -120,7 +172,13 @@ impl SafetyNet {
 
     /// The net's verdict before a reuse: `streak` reused frames in a row so far, the object's
     /// motion since its last computed frame (see [`motion`]), where it was then.
-    pub fn before(&self, streak: usize, motion: &Motion, computed: &Footprint) -> Option<Override> {
+    pub fn before(
+        &self,
+        streak: usize,
+        motion: &Motion,
+        computed: &Footprint,
+        audit: &CopyAudit,
+    ) -> Option<Override> {
         if !self.enabled {
             return None;
         }
@@ -128,8 +186,12 @@ impl SafetyNet {
             return Some(Override::Streak);
         }
         let limit = self.max_motion as f64 * computed.area.sqrt();
-        let moved = motion.pixels as f64 > limit || motion.change > self.max_change;
-        moved.then_some(Override::Motion)
+        if motion.pixels as f64 > limit || motion.change > self.max_change {
+            return Some(Override::Motion);
+        }
+        let expected = audit.expected(motion.change);
+        let lossy = matches!((expected, self.max_copy_loss), (Some(e), Some(m)) if e > m);
+        lossy.then_some(Override::Audit)
     }
 
     /// The net's verdict on a reused mask against the last computed frame's.
@@ -361,6 +423,7 @@ mod tests {
             ..f.clone()
         };
         assert_eq!(net.after(&grown, &f), Some(Override::Jump));
+        let none = CopyAudit::default();
         let still = Motion::default();
         let moved = Motion {
             pixels: 8.0,
@@ -371,14 +434,35 @@ mod tests {
             ..still
         };
         assert_eq!(
-            net.before(net.max_streak, &still, &f),
+            net.before(net.max_streak, &still, &f, &none),
             Some(Override::Streak)
         );
-        assert_eq!(net.before(0, &moved, &f), Some(Override::Motion));
-        assert_eq!(net.before(0, &changed, &f), Some(Override::Motion));
-        assert_eq!(net.before(0, &still, &f), None);
+        assert_eq!(net.before(0, &moved, &f, &none), Some(Override::Motion));
+        assert_eq!(net.before(0, &changed, &f, &none), Some(Override::Motion));
+        assert_eq!(net.before(0, &still, &f, &none), None);
         let off = SafetyNet::off();
-        assert_eq!(off.before(100, &changed, &f), None);
+        assert_eq!(off.before(100, &changed, &f, &none), None);
+        // Copies of this object lost 0.2 at change 0.04: at 0.02 one expects 0.1.
+        let mut lossy = CopyAudit::default();
+        lossy.observe(0.2, 0.04);
+        let e = lossy.expected(0.02).unwrap_or(0.0);
+        assert!((e - 0.1).abs() < 1e-6, "expected loss {e}");
+        let slight = Motion {
+            change: 0.02,
+            ..still
+        };
+        let audited = SafetyNet {
+            max_copy_loss: Some(0.05),
+            ..net
+        };
+        assert_eq!(
+            audited.before(0, &slight, &f, &lossy),
+            Some(Override::Audit)
+        );
+        assert_eq!(audited.before(0, &slight, &f, &none), None);
+        let mut sound = CopyAudit::default();
+        sound.observe(0.02, 0.04);
+        assert_eq!(audited.before(0, &slight, &f, &sound), None);
     }
 
     #[test]

@@ -529,6 +529,7 @@ impl Session {
                     anchor: anchor(&run.thumb, &previous, (w, h), follows),
                     reuse,
                     previous,
+                    audit: Default::default(),
                 });
             }
         }
@@ -712,6 +713,11 @@ impl Session {
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);
+                let kept = o.anchor.as_ref().is_some_and(|a| a.probability.is_some());
+                if let (Some(follow), Some(change), true) = (&d.follow, d.decision.change, kept) {
+                    let would = paths::copied(o, Some(follow), size).probability;
+                    o.audit.observe(1.0 - soft_iou(&would, &probs[k]), change);
+                }
                 o.anchor = anchor(&run.thumb, &probs[k], size, follows);
             }
             if keep_previous {
@@ -821,6 +827,21 @@ fn anchor(
 }
 
 /// A level's size from the finer one (each level halves, rounding up).
+/// IoU of the masks two probabilities give (`> 0.5`); 1 when both are empty.
+fn soft_iou(a: &[f32], b: &[f32]) -> f32 {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x > 0.5, y > 0.5);
+        inter += usize::from(x && y);
+        union += usize::from(x || y);
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f32 / union as f32
+    }
+}
+
 fn half((h, w): (usize, usize)) -> (usize, usize) {
     (h.div_ceil(2), w.div_ceil(2))
 }

@@ -150,6 +150,8 @@ pub struct SafetyCounts {
     pub streak: usize,
     pub motion: usize,
     pub jump: usize,
+    #[serde(default)]
+    pub audit: usize,
 }
 
 impl SafetyCounts {
@@ -161,6 +163,7 @@ impl SafetyCounts {
                 Some(Override::Streak) => c.streak += 1,
                 Some(Override::Motion) => c.motion += 1,
                 Some(Override::Jump) => c.jump += 1,
+                Some(Override::Audit) => c.audit += 1,
                 None => {}
             }
         }
@@ -168,7 +171,7 @@ impl SafetyCounts {
     }
 
     pub fn total(&self) -> usize {
-        self.streak + self.motion + self.jump
+        self.streak + self.motion + self.jump + self.audit
     }
 
     pub fn plus(&self, o: &SafetyCounts) -> SafetyCounts {
@@ -176,6 +179,7 @@ impl SafetyCounts {
             streak: self.streak + o.streak,
             motion: self.motion + o.motion,
             jump: self.jump + o.jump,
+            audit: self.audit + o.audit,
         }
     }
 }

@@ -112,8 +112,8 @@ pub(crate) struct ModelArgs {
     pub(crate) tau2: f32,
     /// Turn off the safety net that recomputes a frame the gate would reuse when the object
     /// reused --max-streak frames in a row, when it moved more than --max-motion or
-    /// changed more than --max-change, or
-    /// when the reused mask jumped (--max-area-ratio, --max-shift).
+    /// changed more than --max-change, when its copies are expected to lose more than
+    /// --max-copy-loss, or when the reused mask jumped (--max-area-ratio, --max-shift).
     #[arg(long)]
     pub(crate) no_safety_net: bool,
     /// Safety net: most reused frames in a row per object.
@@ -133,6 +133,10 @@ pub(crate) struct ModelArgs {
     /// Safety net: largest move of a reused mask's centre, as a share of √area.
     #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_shift)]
     pub(crate) max_shift: f32,
+    /// Safety net: largest expected loss (1 − IoU) of a copy: this frame's luma change times
+    /// what the object's copies would have lost per unit of change on its computed frames.
+    #[arg(long, value_parser = positive, default_value_t = 0.1)]
+    pub(crate) max_copy_loss: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
     /// use them as stored, add the Δ-generator's change to the score, or also translate the
     /// state with the refine-translator (the paper's path). The shallow decoder stages always
@@ -436,6 +440,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
             max_change: args.max_change,
             max_area_ratio: args.max_area_ratio,
             max_shift: args.max_shift,
+            max_copy_loss: Some(args.max_copy_loss),
         },
     };
     cfg.target.update_every = if args.update_every == 0 {
