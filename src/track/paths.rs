@@ -50,13 +50,20 @@ pub fn copied(
 ) -> PathResult {
     let kept = object.anchor.as_ref().and_then(|a| a.probability.as_ref());
     let probability = match (follow, kept) {
-        (Some(Followed::Shift(by)), Some(p)) => shifted(p, size, *by),
-        (Some(Followed::Blocks(flow)), Some(p)) => flow.warp(p, size),
+        (Some(follow), Some(p)) => followed(p, follow, size),
         _ => std::mem::take(&mut object.previous),
     };
     PathResult {
         probability,
         macs: 0,
+    }
+}
+
+/// `p` (the last computed frame's probability) moved as `follow` says.
+pub fn followed(p: &[f32], follow: &Followed, size: (usize, usize)) -> Vec<f32> {
+    match follow {
+        Followed::Shift(by) => shifted(p, size, *by),
+        Followed::Blocks(flow) => flow.warp(p, size),
     }
 }
 

@@ -50,10 +50,13 @@ impl Default for SafetyNet {
             max_change: default_max_change(),
             max_area_ratio: 1.3,
             max_shift: 0.15,
-            max_copy_loss: Some(0.1),
+            max_copy_loss: Some(MAX_COPY_LOSS),
         }
     }
 }
+
+/// The default `max_copy_loss` (cross-validated on the 30 DAVIS-2016 train sequences).
+pub const MAX_COPY_LOSS: f32 = 0.1;
 
 fn default_max_change() -> f32 {
     0.06
@@ -168,6 +171,11 @@ impl SafetyNet {
             enabled: false,
             ..Default::default()
         }
+    }
+
+    /// Whether computed frames audit the copies (the audit is one of the checks).
+    pub fn audits(&self) -> bool {
+        self.enabled && self.max_copy_loss.is_some()
     }
 
     /// The net's verdict before a reuse: `streak` reused frames in a row so far, the object's

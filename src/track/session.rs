@@ -16,6 +16,7 @@ use super::tracker::{self, DeepFeatures, FrameFeatures, Tracker, TrackerKind};
 use crate::engine::{self, BackboneEngine, DecoderEngine, EngineKind, Precision, ReuseEngine};
 use crate::error::{Error, Result};
 use crate::io::{Frame, Mask};
+use crate::metrics::region::iou_of;
 use crate::model::backbone::{LowFeatures, normalize};
 use crate::model::online::{TargetConfig, area_downsample};
 use crate::model::projection::KeyProjection;
@@ -702,6 +703,7 @@ impl Session {
         let size = (run.frame.width as usize, run.frame.height as usize);
         let keep_previous = self.config.gate.copies();
         let follows = self.config.gate.follows();
+        let audits = self.config.gate.safety.audits();
         let mut records = Vec::new();
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
@@ -713,10 +715,14 @@ impl Session {
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);
-                let kept = o.anchor.as_ref().is_some_and(|a| a.probability.is_some());
-                if let (Some(follow), Some(change), true) = (&d.follow, d.decision.change, kept) {
-                    let would = paths::copied(o, Some(follow), size).probability;
-                    o.audit.observe(1.0 - soft_iou(&would, &probs[k]), change);
+                let kept = o.anchor.as_ref().and_then(|a| a.probability.as_deref());
+                if let (true, Some(follow), Some(change), Some(p)) =
+                    (audits, &d.follow, d.decision.change, kept)
+                {
+                    // The copy the gate would have made, against the mask computed.
+                    let would = paths::followed(p, follow, size);
+                    let iou = iou_of(&would, &probs[k], |&v| v > 0.5, |&v| v > 0.5);
+                    o.audit.observe(1.0 - iou as f32, change);
                 }
                 o.anchor = anchor(&run.thumb, &probs[k], size, follows);
             }
@@ -827,21 +833,6 @@ fn anchor(
 }
 
 /// A level's size from the finer one (each level halves, rounding up).
-/// IoU of the masks two probabilities give (`> 0.5`); 1 when both are empty.
-fn soft_iou(a: &[f32], b: &[f32]) -> f32 {
-    let (mut inter, mut union) = (0usize, 0usize);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x > 0.5, y > 0.5);
-        inter += usize::from(x && y);
-        union += usize::from(x || y);
-    }
-    if union == 0 {
-        1.0
-    } else {
-        inter as f32 / union as f32
-    }
-}
-
 fn half((h, w): (usize, usize)) -> (usize, usize) {
     (h.div_ceil(2), w.div_ceil(2))
 }

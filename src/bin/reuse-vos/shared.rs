@@ -135,7 +135,7 @@ pub(crate) struct ModelArgs {
     pub(crate) max_shift: f32,
     /// Safety net: largest expected loss (1 − IoU) of a copy: this frame's luma change times
     /// what the object's copies would have lost per unit of change on its computed frames.
-    #[arg(long, value_parser = positive, default_value_t = 0.1)]
+    #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_COPY_LOSS)]
     pub(crate) max_copy_loss: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
     /// use them as stored, add the Δ-generator's change to the score, or also translate the
