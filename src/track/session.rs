@@ -712,6 +712,9 @@ impl Session {
                 true => o.streak + 1,
                 false => 0,
             };
+            if d.path().is_reuse() {
+                o.model.skipped();
+            }
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);

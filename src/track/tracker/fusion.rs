@@ -117,6 +117,10 @@ impl ObjectModel for FusionObject {
         self.target.learn(soft, size, area) || wrote
     }
 
+    fn skipped(&mut self) {
+        self.memory.skip();
+    }
+
     fn memory_bytes(&self) -> usize {
         self.target.memory_bytes() + self.memory.bytes()
     }

@@ -101,6 +101,10 @@ pub trait ObjectModel: Send {
     /// image size `(w, h)` and its area in pixels. Returns whether the model was refined.
     fn learn(&mut self, soft: &[f32], size: (usize, usize), area: usize) -> bool;
 
+    /// A frame of the video went by without this object being scored (its mask was reused).
+    /// Write rules that count frames count it too, so reusing does not thin them out in time.
+    fn skipped(&mut self) {}
+
     /// Bytes the model holds.
     fn memory_bytes(&self) -> usize;
 }
