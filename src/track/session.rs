@@ -708,12 +708,11 @@ impl Session {
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
             let mut refined = false;
-            o.streak = match d.path().is_reuse() {
-                true => o.streak + 1,
-                false => 0,
-            };
             if d.path().is_reuse() {
+                o.streak += 1;
                 o.model.skipped();
+            } else {
+                o.streak = 0;
             }
             if d.path() == Path::Computed {
                 o.frames += 1;

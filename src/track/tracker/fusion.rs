@@ -118,7 +118,7 @@ impl ObjectModel for FusionObject {
     }
 
     fn skipped(&mut self) {
-        self.memory.skip();
+        self.memory.skipped();
     }
 
     fn memory_bytes(&self) -> usize {

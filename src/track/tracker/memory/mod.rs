@@ -214,14 +214,6 @@ impl MemoryObject {
         FeatureMap::new(1, map.height, map.width, p)
     }
 
-    /// Counts a frame that went by unscored towards `write_every`: the memory is written as
-    /// often in video time as without reuse (counting scored frames only, a video reused four
-    /// frames in five was written every 25 frames and its memory aged: rhino lost 0.02 J even
-    /// on its computed frames).
-    pub fn skip(&mut self) {
-        self.since_write += 1;
-    }
-
     /// Writes the last scored frame with the object's merged soft mask when the write rule
     /// says so; drops the oldest tracked frame beyond the slots. Returns whether it wrote.
     pub fn remember(&mut self, soft: &[f32], (w, h): (usize, usize)) -> bool {
@@ -281,8 +273,12 @@ impl ObjectModel for MemoryObject {
         self.remember(soft, size)
     }
 
+    /// Counts the unscored frame towards `write_every`: the memory is written as often in
+    /// video time as without reuse (counting scored frames only, a video reused four frames in
+    /// five was written every 25 frames and its memory aged: rhino lost 0.02 J even on its
+    /// computed frames).
     fn skipped(&mut self) {
-        self.skip();
+        self.since_write += 1;
     }
 
     fn memory_bytes(&self) -> usize {
@@ -340,7 +336,7 @@ mod tests {
         let tracked = |skips: usize| {
             let mut object = MemoryObject::start(config, (8, 6), &keys(), &mask);
             for _ in 0..skips {
-                object.skip();
+                object.skipped();
             }
             object.propagate(&keys());
             object.remember(&soft, (8, 6))
