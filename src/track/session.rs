@@ -65,8 +65,8 @@ pub const DEFAULT_MAX_SIDE: u32 = 640;
 /// The size a video is tracked at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TrackingSize {
-    /// [`DEFAULT_MAX_SIDE`] on the longest side with MobileNetV2 matching, the frames' own
-    /// size in the DINOv2 quality mode (whose masks matter more than its speed).
+    /// [`DEFAULT_MAX_SIDE`] on the longest side, with either matching backbone (both embedded
+    /// fusion decoders are trained at that size).
     #[default]
     Default,
     /// The frames' own size.
@@ -76,10 +76,9 @@ pub enum TrackingSize {
 }
 
 impl TrackingSize {
-    /// The longest side to scale to, for a memory matching `backbone` (None: no scaling).
-    pub fn max_side(self, backbone: MatchBackbone) -> Option<u32> {
+    /// The longest side to scale to (None: no scaling).
+    pub fn max_side(self) -> Option<u32> {
         match self {
-            TrackingSize::Default if backbone == MatchBackbone::Dinov2s => None,
             TrackingSize::Default => Some(DEFAULT_MAX_SIDE),
             TrackingSize::Own => None,
             TrackingSize::MaxSide(m) => Some(m),
@@ -90,7 +89,7 @@ impl TrackingSize {
 impl TrackerConfig {
     /// The longest side this configuration tracks videos at (None: their own size).
     pub fn max_side(&self) -> Option<u32> {
-        self.size.max_side(self.matching.backbone)
+        self.size.max_side()
     }
 }
 

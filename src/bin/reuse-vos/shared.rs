@@ -25,9 +25,8 @@ pub(crate) struct ModelArgs {
     #[arg(long, value_enum, default_value = "fusion")]
     pub(crate) tracker: TrackerKind,
     /// Track at this size of the longest side (0: the frames' own size); masks and mattes are
-    /// written at the original size. Default: 640 with MobileNetV2 matching (854×480 video
-    /// tracked at 640×360: 1.6× faster, and the embedded decoder is trained at that size), the
-    /// frames' own size in the DINOv2 quality mode.
+    /// written at the original size. Default: 640 (854×480 video tracked at 640×360: 1.6×
+    /// faster, and the embedded decoders of both matching backbones are trained at that size).
     #[arg(long, value_parser = tracking_side)]
     pub(crate) max_side: Option<u32>,
     /// Region reuse in the backbone's first blocks (SpVOS): 16x16-pixel tiles whose mean change

@@ -57,8 +57,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = 1000)]
     pub(crate) snapshot_every: usize,
     /// Train at the size the tracker sees videos: frames and masks scaled to this longest side
-    /// (0: their own size). Default: the tracker's (640 with MobileNetV2 matching, the frames'
-    /// own size with DINOv2).
+    /// (0: their own size). Default: the tracker's (640).
     #[arg(long, value_parser = tracking_side)]
     pub(crate) max_side: Option<u32>,
     /// Close the loop (memory and fusion decoders): the memory's training propagation writes
@@ -159,8 +158,8 @@ pub(crate) fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             memory,
             matching,
         },
-        // The tracker's size for this matching backbone (`TrackingSize`).
-        max_side: tracking_size(args.max_side).max_side(matching.backbone),
+        // The tracker's size (`TrackingSize`).
+        max_side: tracking_size(args.max_side).max_side(),
         closed_loop: match &args.closed_loop {
             Some(decoder) => Some(reuse_vos::jobs::train::closed_loop::ClosedLoop {
                 decoder: decoder.clone(),
