@@ -56,7 +56,7 @@ pub struct TrackerConfig {
     pub sparse: Option<f32>,
 }
 
-/// The default tracking size's longest side with MobileNetV2 matching: 854×480 video is
+/// The default tracking size's longest side (both matching backbones): 854×480 video is
 /// tracked at 640×360 — 12.7 FPS without reuse on 2 cores, where 854×480 gives 8.1;
 /// cross-validated J&F on DAVIS-2016 train 81.1 with decoders trained at 640 (80.0 at
 /// 854×480 with the full-size ones).
