@@ -98,4 +98,8 @@ pub struct ObjectFrame {
     /// Bytes its tracker model holds after this frame (target model memory, memory bank).
     #[serde(default)]
     pub memory_bytes: usize,
+    /// On a computed frame the net audits: what the copy the gate would have made lost
+    /// (1 − IoU against the mask computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_loss: Option<f32>,
 }

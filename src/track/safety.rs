@@ -45,7 +45,7 @@ impl Default for SafetyNet {
     fn default() -> Self {
         SafetyNet {
             enabled: true,
-            max_streak: 4,
+            max_streak: MAX_STREAK,
             max_motion: 0.03,
             max_change: default_max_change(),
             max_area_ratio: 1.3,
@@ -54,6 +54,11 @@ impl Default for SafetyNet {
         }
     }
 }
+
+/// The default `max_streak`: 6 against 4 reused 43.5 % of the 30 DAVIS-2016 train sequences'
+/// frames against 41.6 %, every fold within 0.37 J&F of never reusing (4: 0.36; 8: 44 %, but
+/// 0.52 on two folds).
+pub const MAX_STREAK: usize = 6;
 
 /// The default `max_copy_loss` (cross-validated on the 30 DAVIS-2016 train sequences).
 pub const MAX_COPY_LOSS: f32 = 0.1;

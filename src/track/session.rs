@@ -706,7 +706,7 @@ impl Session {
         let mut records = Vec::new();
         for (k, (o, d)) in self.objects.iter_mut().zip(decided).enumerate() {
             let area = labels.iter().filter(|&&l| l == o.id).count();
-            let mut refined = false;
+            let (mut refined, mut copy_loss) = (false, None);
             if d.path().is_reuse() {
                 o.streak += 1;
                 o.model.skipped();
@@ -724,6 +724,7 @@ impl Session {
                     let would = paths::followed(p, follow, size);
                     let iou = iou_of(&would, &probs[k], |&v| v > 0.5, |&v| v > 0.5);
                     o.audit.observe(1.0 - iou as f32, change);
+                    copy_loss = Some(1.0 - iou as f32);
                 }
                 o.anchor = anchor(&run.thumb, &probs[k], size, follows);
             }
@@ -738,6 +739,7 @@ impl Session {
                 decision: d.decision,
                 path_ms: path_ms[k],
                 memory_bytes: o.model.memory_bytes(),
+                copy_loss,
             });
         }
         run.times.add(Stage::Update, since(t));
