@@ -55,9 +55,9 @@ impl Default for SafetyNet {
     }
 }
 
-/// The default `max_streak`: 6 against 4 reused 43.5 % of the 30 DAVIS-2016 train sequences'
-/// frames against 41.6 %, every fold within 0.37 J&F of never reusing (4: 0.36; 8: 44 %, but
-/// 0.52 on two folds).
+/// The default `max_streak` (five folds over the 30 DAVIS-2016 train sequences): 6 reuses
+/// 43.5 % of frames with every fold within 0.37 J&F of never reusing; 4 reused 41.6 % (0.36),
+/// 8 reuses 43.9 % but loses 0.52 on two folds.
 pub const MAX_STREAK: usize = 6;
 
 /// The default `max_copy_loss` (cross-validated on the 30 DAVIS-2016 train sequences).

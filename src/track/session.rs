@@ -723,8 +723,9 @@ impl Session {
                     // The copy the gate would have made, against the mask computed.
                     let would = paths::followed(p, follow, size);
                     let iou = iou_of(&would, &probs[k], |&v| v > 0.5, |&v| v > 0.5);
-                    o.audit.observe(1.0 - iou as f32, change);
-                    copy_loss = Some(1.0 - iou as f32);
+                    let loss = 1.0 - iou as f32;
+                    o.audit.observe(loss, change);
+                    copy_loss = Some(loss);
                 }
                 o.anchor = anchor(&run.thumb, &probs[k], size, follows);
             }
