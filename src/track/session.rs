@@ -713,6 +713,9 @@ impl Session {
             } else {
                 o.streak = 0;
             }
+            if matches!(d.path(), Path::Computed | Path::Given) {
+                o.audit.sized(run.index, area as f64);
+            }
             if d.path() == Path::Computed {
                 o.frames += 1;
                 refined = o.model.learn(&soft[k], size, area);
@@ -724,7 +727,11 @@ impl Session {
                     let would = paths::followed(p, follow, size);
                     let iou = iou_of(&would, &probs[k], |&v| v > 0.5, |&v| v > 0.5);
                     let loss = 1.0 - iou as f32;
-                    o.audit.observe(loss, change);
+                    // A given mask is drawn, not decoded: its copy's departure from the
+                    // tracker's first mask says how the two differ, not what copies lose.
+                    if o.frames > 1 {
+                        o.audit.observe(loss, change);
+                    }
                     copy_loss = Some(loss);
                 }
                 o.anchor = anchor(&run.thumb, &probs[k], size, follows);

@@ -152,6 +152,8 @@ pub struct SafetyCounts {
     pub jump: usize,
     #[serde(default)]
     pub audit: usize,
+    #[serde(default)]
+    pub growth: usize,
 }
 
 impl SafetyCounts {
@@ -164,6 +166,7 @@ impl SafetyCounts {
                 Some(Override::Motion) => c.motion += 1,
                 Some(Override::Jump) => c.jump += 1,
                 Some(Override::Audit) => c.audit += 1,
+                Some(Override::Growth) => c.growth += 1,
                 None => {}
             }
         }
@@ -171,7 +174,7 @@ impl SafetyCounts {
     }
 
     pub fn total(&self) -> usize {
-        self.streak + self.motion + self.jump + self.audit
+        self.streak + self.motion + self.jump + self.audit + self.growth
     }
 
     pub fn plus(&self, o: &SafetyCounts) -> SafetyCounts {
@@ -180,6 +183,7 @@ impl SafetyCounts {
             motion: self.motion + o.motion,
             jump: self.jump + o.jump,
             audit: self.audit + o.audit,
+            growth: self.growth + o.growth,
         }
     }
 }

@@ -136,6 +136,10 @@ pub(crate) struct ModelArgs {
     /// what the object's copies would have lost per unit of change on its computed frames.
     #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_COPY_LOSS)]
     pub(crate) max_copy_loss: f32,
+    /// Safety net: largest expected loss (1 − IoU) of a copy from the object's growth or
+    /// shrinking alone (its area's rate of change between its last two computed frames).
+    #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_GROWTH_LOSS)]
+    pub(crate) max_growth_loss: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
     /// use them as stored, add the Δ-generator's change to the score, or also translate the
     /// state with the refine-translator (the paper's path). The shallow decoder stages always
@@ -440,6 +444,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
             max_area_ratio: args.max_area_ratio,
             max_shift: args.max_shift,
             max_copy_loss: Some(args.max_copy_loss),
+            max_growth_loss: Some(args.max_growth_loss),
         },
     };
     cfg.target.update_every = if args.update_every == 0 {
