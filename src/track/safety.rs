@@ -1,5 +1,5 @@
 //! The safety net around reuse: a reused frame is a guess that the object barely changed, and a
-//! wrong guess compounds (the stored score is never refreshed while an object reuses). Three
+//! wrong guess compounds (the stored score is never refreshed while an object reuses). Five
 //! cheap checks turn a reuse back into a computed frame:
 //! - **streak**: at most `max_streak` reused frames in a row per object;
 //! - **motion**: the object moved more than `max_motion` of its size since its last computed
@@ -9,13 +9,14 @@
 //!   dog: every harmful reuse there changed its cells by 0.1–0.3, a slow rhino by ~0.02);
 //! - **jump**: the reused mask's area left `[1/max_area_ratio, max_area_ratio]` of the last
 //!   computed one, or its centre moved more than `max_shift` of the object's size;
-//! - **audit**: the copy's expected loss is above `max_copy_loss`. On every computed frame the
+//! - **audit**: the copy's expected loss is above `max_copy_loss`. On every computed frame
+//!   after the object's first (whose copy would be of the drawn mask, not a decoded one) the
 //!   copy the gate would have made is held against the mask computed ([`CopyAudit`]): how
 //!   much mask a copy loses per unit of luma change is the object's own (a textureless dancer
 //!   changes its outline while its cells' luma barely changes; a rhino's copies lose little);
 //! - **growth**: a copy moves the mask, it does not scale it, so an object whose area changed
-//!   between its last two computed frames is expected to lose `1 − e^(−rate·k)` of its mask
-//!   k frames on (a motorbike coming at the camera).
+//!   between its last two computed (or given) frames is expected to lose `1 − e^(−rate·k)` of
+//!   its mask k frames on (a motorbike coming at the camera).
 
 use crate::io::Frame;
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,8 @@ pub struct SafetyNet {
     #[serde(default)]
     pub max_copy_loss: Option<f32>,
     /// Largest expected loss (1 − IoU) of a copy from the object's growth or shrinking alone
-    /// (its area's rate of change between its last two computed frames). None: no check.
+    /// (its area's rate of change between its last two computed or given frames). None: no
+    /// check.
     #[serde(default)]
     pub max_growth_loss: Option<f32>,
 }

@@ -713,6 +713,8 @@ impl Session {
             } else {
                 o.streak = 0;
             }
+            // The drawn mask's area counts too (how the default was measured); the tracker's
+            // first mask departing from it reads as growth for one step.
             if matches!(d.path(), Path::Computed | Path::Given) {
                 o.audit.sized(run.index, area as f64);
             }

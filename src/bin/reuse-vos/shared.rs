@@ -112,7 +112,8 @@ pub(crate) struct ModelArgs {
     /// Turn off the safety net that recomputes a frame the gate would reuse when the object
     /// reused --max-streak frames in a row, when it moved more than --max-motion or
     /// changed more than --max-change, when its copies are expected to lose more than
-    /// --max-copy-loss, or when the reused mask jumped (--max-area-ratio, --max-shift).
+    /// --max-copy-loss, or more than --max-growth-loss because its area is changing, or when
+    /// the reused mask jumped (--max-area-ratio, --max-shift).
     #[arg(long)]
     pub(crate) no_safety_net: bool,
     /// Safety net: most reused frames in a row per object.
@@ -137,7 +138,8 @@ pub(crate) struct ModelArgs {
     #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_COPY_LOSS)]
     pub(crate) max_copy_loss: f32,
     /// Safety net: largest expected loss (1 − IoU) of a copy from the object's growth or
-    /// shrinking alone (its area's rate of change between its last two computed frames).
+    /// shrinking alone (its area's rate of change between its last two computed or given
+    /// frames).
     #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_GROWTH_LOSS)]
     pub(crate) max_growth_loss: f32,
     /// What a reused frame does with the last computed frame's score map and decoder state:
