@@ -188,6 +188,22 @@ impl SafetyCounts {
     }
 }
 
+/// `N object-frames (streak …, motion …, jump …, audit …, growth …)`, as the summaries print it.
+impl std::fmt::Display for SafetyCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} object-frames (streak {}, motion {}, jump {}, audit {}, growth {})",
+            self.total(),
+            self.streak,
+            self.motion,
+            self.jump,
+            self.audit,
+            self.growth
+        )
+    }
+}
+
 /// Per-object reuse counts over frame records (given frames not counted), and the overall rate.
 pub fn reuse_counts(frames: &[FrameStats]) -> (BTreeMap<u8, ObjectReuse>, f64) {
     let mut reuse = BTreeMap::<u8, ObjectReuse>::new();

@@ -205,15 +205,10 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
         .map(|(id, r)| format!("object {id} {:.1} %", 100.0 * r.rate))
         .collect();
     println!(
-        "reuse rate {:.1} % ({}); safety net recomputed {} object-frames (streak {}, motion {}, jump {}, audit {}, growth {}); {:.2} GMAC per frame",
+        "reuse rate {:.1} % ({}); safety net recomputed {}; {:.2} GMAC per frame",
         100.0 * stats.reuse_rate,
         per_object.join(", "),
-        stats.safety.total(),
-        stats.safety.streak,
-        stats.safety.motion,
-        stats.safety.jump,
-        stats.safety.audit,
-        stats.safety.growth,
+        stats.safety,
         stats.gmacs_per_frame
     );
     let k = &stats.frame_kinds;
@@ -284,17 +279,8 @@ pub(crate) fn run_run(args: RunArgs) -> anyhow::Result<()> {
     );
     let k = &s.frame_kinds;
     println!(
-        "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({}); safety net recomputed {} object-frames (streak {}, motion {}, jump {}, audit {}, growth {})",
-        k.computed_ms,
-        k.computed,
-        k.reused_ms,
-        k.reused,
-        s.safety.total(),
-        s.safety.streak,
-        s.safety.motion,
-        s.safety.jump,
-        s.safety.audit,
-        s.safety.growth
+        "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({}); safety net recomputed {}",
+        k.computed_ms, k.computed, k.reused_ms, k.reused, s.safety
     );
     Ok(())
 }
