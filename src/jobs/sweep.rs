@@ -35,6 +35,8 @@ pub struct SweepPlan<'a> {
     pub backbones: &'a [MatchBackbone],
     /// The memory's window radius for every backbone; None: each backbone's default.
     pub radius: Option<usize>,
+    /// The window radius after reuse for every backbone (0: none); None: each backbone's.
+    pub reuse_radius: Option<usize>,
     pub policies: &'a [GatePolicy],
     pub modes: &'a [ReuseMode],
     pub taus: &'a [f32],
@@ -96,7 +98,7 @@ struct Run {
 
 impl Run {
     /// The session settings of this run on top of `base`.
-    fn config(&self, base: &TrackerConfig, radius: Option<usize>) -> TrackerConfig {
+    fn config(&self, base: &TrackerConfig, plan: &SweepPlan) -> TrackerConfig {
         let mut cfg = TrackerConfig {
             tracker: self.tracker,
             gate: GateSettings {
@@ -111,7 +113,9 @@ impl Run {
             },
             ..base.clone()
         };
-        cfg.memory.readout.radius = radius.unwrap_or(self.backbone.default_radius());
+        let readout = &mut cfg.memory.readout;
+        readout.radius = plan.radius.unwrap_or(self.backbone.default_radius());
+        readout.reuse_radius = self.backbone.reuse_radius(plan.reuse_radius);
         cfg
     }
 }
@@ -162,7 +166,7 @@ pub fn sweep(
         let series = series_name(tracker, backbone, policy, mode);
         let rel = format!("{}/tau-{tau}", series.replace(['/', '+'], "-"));
         let dir = out.join(&rel);
-        let cfg = run.config(base, plan.radius);
+        let cfg = run.config(base, plan);
         let label = format!("{series} τ={tau}");
         let summary = run_dataset(model, &cfg, dataset, &dir, jobs, None, &|| tick(&label))?;
         let report = evaluate(

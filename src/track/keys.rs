@@ -32,6 +32,19 @@ impl MatchBackbone {
             MatchBackbone::Dinov2s => 6,
         }
     }
+
+    /// The window radius on a frame scored after reused ones: `asked` (0: none), else this
+    /// backbone's. DINOv2's coarse grid and its decoder's reliance on the memory make a stale
+    /// memory cost most: hike lost 5.9 J&F with the default gate at 6 cells, 2.0 at 9
+    /// (session 21; without reuse 93.9 and 94.0). MobileNetV2's computed frames after copies
+    /// score as well as without reuse: none.
+    pub fn reuse_radius(self, asked: Option<usize>) -> Option<usize> {
+        match (asked, self) {
+            (Some(0), _) | (None, MatchBackbone::Mobilenetv2) => None,
+            (Some(r), _) => Some(r),
+            (None, MatchBackbone::Dinov2s) => Some(9),
+        }
+    }
 }
 
 impl std::fmt::Display for MatchBackbone {

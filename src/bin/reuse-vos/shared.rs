@@ -178,6 +178,10 @@ pub(crate) struct MatchingArgs {
     /// Memory: the window radius for the given frames (default: as --mem-radius).
     #[arg(long)]
     pub(crate) mem_given_radius: Option<usize>,
+    /// Memory: the radius of every window on a frame scored after reused ones (the object
+    /// moved during the copies). Default: 9 cells on DINOv2, none on MobileNetV2 (0: none).
+    #[arg(long)]
+    pub(crate) mem_reuse_radius: Option<usize>,
     /// MobileNetV2: the memory's key channels — 32 (the features as they are) or 16 (their
     /// principal directions on DAVIS frames, `weights fit-keys`; the readout's cost halves).
     #[arg(long)]
@@ -197,6 +201,11 @@ impl MatchingArgs {
     /// The window radius for `backbone`: the one asked for, else the backbone's.
     pub(crate) fn radius(&self, backbone: MatchBackbone) -> usize {
         self.mem_radius.unwrap_or(backbone.default_radius())
+    }
+
+    /// The window radius after reuse for `backbone`: the one asked for, else the backbone's.
+    pub(crate) fn reuse_radius(&self, backbone: MatchBackbone) -> Option<usize> {
+        backbone.reuse_radius(self.mem_reuse_radius)
     }
 
     /// The DINOv2 weights, checked (for `--backbone dinov2s`).
@@ -417,6 +426,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
             radius: args.matching.radius(args.matching.backbone),
             global_given: args.mem_global_given,
             given_radius: args.matching.mem_given_radius,
+            reuse_radius: args.matching.reuse_radius(args.matching.backbone),
         },
         slots: args.mem_slots,
         write_change: args.mem_write_change,

@@ -307,6 +307,7 @@ pub(crate) fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         trackers: &trackers,
         backbones: &backbones,
         radius: args.model.matching.mem_radius,
+        reuse_radius: args.model.matching.mem_reuse_radius,
         policies: &args.gates,
         modes: &args.reuse_modes,
         taus: &args.taus,

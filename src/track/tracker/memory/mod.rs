@@ -63,6 +63,11 @@ pub struct ReadoutSettings {
     /// far back in time, the tracked ones are recent.
     #[serde(default)]
     pub given_radius: Option<usize>,
+    /// The radius of every local window (given and tracked frames) on a frame scored after
+    /// reused ones (None: as without reuse). The object went on moving during the copies, so
+    /// the memory's newest frame is further from it than a computed frame's would be.
+    #[serde(default)]
+    pub reuse_radius: Option<usize>,
 }
 
 impl ReadoutSettings {
@@ -84,6 +89,7 @@ impl Default for MemoryConfig {
                 radius: 12,
                 global_given: false,
                 given_radius: None,
+                reuse_radius: None,
             },
             slots: 7,
             // Chosen on all 30 training sequences (training-free): J&F 67.5 against 66.6 for
@@ -168,6 +174,8 @@ pub struct MemoryObject {
     /// The values of the last written frame, for the change score.
     last_written: Vec<f32>,
     since_write: usize,
+    /// Whether the object reused frames since its last scored one.
+    after_reuse: bool,
 }
 
 impl MemoryObject {
@@ -194,12 +202,25 @@ impl MemoryObject {
             predicted: Vec::new(),
             last_written: values,
             since_write: 0,
+            after_reuse: false,
         }
     }
 
     /// The object's probability on the keys' grid for a frame with keys `map`.
     pub fn propagate(&mut self, map: &FeatureMap) -> FeatureMap {
         let keys = Keys::from_map(map);
+        let widen = self
+            .config
+            .readout
+            .reuse_radius
+            .filter(|_| self.after_reuse);
+        self.after_reuse = false;
+        if let Some(r) = widen {
+            self.set_windows(|w| match w {
+                Window::Local(l) => Window::Local(l.max(r)),
+                Window::Global => Window::Global,
+            });
+        }
         let frames: Vec<&MemoryFrame> = self.given.iter().chain(self.recent.iter()).collect();
         let r = self.config.readout;
         let cfg = ReadoutConfig {
@@ -207,6 +228,12 @@ impl MemoryObject {
             temperature: r.temperature,
         };
         let p = readout(&keys, &frames, &cfg);
+        if widen.is_some() {
+            // Back to the windows the frames were written with.
+            let (given, recent) = (r.given_window(), Window::Local(r.radius));
+            self.given.iter_mut().for_each(|f| f.window = given);
+            self.recent.iter_mut().for_each(|f| f.window = recent);
+        }
         self.pending = Some(keys);
         if self.config.writes == MemoryWrites::Memory {
             self.predicted.clone_from(&p);
@@ -249,6 +276,12 @@ impl MemoryObject {
         true
     }
 
+    fn set_windows(&mut self, f: impl Fn(Window) -> Window) {
+        for frame in self.given.iter_mut().chain(self.recent.iter_mut()) {
+            frame.window = f(frame.window);
+        }
+    }
+
     /// Frames held: given and tracked.
     pub fn frames(&self) -> (usize, usize) {
         (self.given.len(), self.recent.len())
@@ -279,6 +312,7 @@ impl ObjectModel for MemoryObject {
     /// computed frames).
     fn skipped(&mut self) {
         self.since_write += 1;
+        self.after_reuse = true;
     }
 
     fn memory_bytes(&self) -> usize {
@@ -345,5 +379,42 @@ mod tests {
         assert!(tracked(4));
         assert!(!tracked(3));
         assert!(!tracked(0));
+    }
+
+    #[test]
+    fn a_frame_scored_after_reuse_searches_the_wider_window() {
+        // The frame's content moved 3 cells right of the given frame's: cell (y, x) has the key
+        // of the given frame's (y, x − 3); the three columns it uncovered are new keys.
+        let (c, h, w) = (66, 6, 8);
+        let mut moved = vec![0.0; c * h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let channel = if x >= 3 {
+                    y * w + x - 3
+                } else {
+                    48 + y * 3 + x
+                };
+                moved[channel * (h * w) + y * w + x] = 1.0;
+            }
+        }
+        let moved = FeatureMap::new(c, h, w, moved);
+        let mut given = keys().data;
+        given.extend(vec![0.0; 18 * h * w]);
+        let given = FeatureMap::new(c, h, w, given);
+        let mut config = MemoryConfig::default();
+        config.readout.radius = 2;
+        config.readout.reuse_radius = Some(3);
+        // The object: the given frame's left half.
+        let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
+        let mut object = MemoryObject::start(config, (8, 6), &given, &mask);
+        // Cell (2, 5) shows the object's cell (2, 2), three columns away.
+        let at = 2 * w + 5;
+        let narrow = object.propagate(&moved).data[at];
+        object.skipped();
+        let wide = object.propagate(&moved).data[at];
+        let again = object.propagate(&moved).data[at];
+        assert!(narrow < 0.9, "{narrow}");
+        assert!(wide > 0.99, "{wide}");
+        assert_eq!(again, narrow, "the wider window is for one frame");
     }
 }
