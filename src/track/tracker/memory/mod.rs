@@ -215,12 +215,12 @@ impl MemoryObject {
             .reuse_radius
             .filter(|_| self.after_reuse);
         self.after_reuse = false;
-        if let Some(r) = widen {
-            self.set_windows(|w| match w {
+        let written = widen.map(|r| {
+            self.replace_windows(|w| match w {
                 Window::Local(l) => Window::Local(l.max(r)),
                 Window::Global => Window::Global,
-            });
-        }
+            })
+        });
         let frames: Vec<&MemoryFrame> = self.given.iter().chain(self.recent.iter()).collect();
         let r = self.config.readout;
         let cfg = ReadoutConfig {
@@ -228,11 +228,10 @@ impl MemoryObject {
             temperature: r.temperature,
         };
         let p = readout(&keys, &frames, &cfg);
-        if widen.is_some() {
+        if let Some(written) = written {
             // Back to the windows the frames were written with.
-            let (given, recent) = (r.given_window(), Window::Local(r.radius));
-            self.given.iter_mut().for_each(|f| f.window = given);
-            self.recent.iter_mut().for_each(|f| f.window = recent);
+            let mut old = written.into_iter();
+            self.replace_windows(|w| old.next().unwrap_or(w));
         }
         self.pending = Some(keys);
         if self.config.writes == MemoryWrites::Memory {
@@ -276,10 +275,15 @@ impl MemoryObject {
         true
     }
 
-    fn set_windows(&mut self, f: impl Fn(Window) -> Window) {
-        for frame in self.given.iter_mut().chain(self.recent.iter_mut()) {
-            frame.window = f(frame.window);
-        }
+    /// Sets every frame's window to `f` of it (given frames first); returns the ones replaced.
+    fn replace_windows(&mut self, mut f: impl FnMut(Window) -> Window) -> Vec<Window> {
+        let frames = self.given.iter_mut().chain(self.recent.iter_mut());
+        frames
+            .map(|frame| {
+                let new = f(frame.window);
+                std::mem::replace(&mut frame.window, new)
+            })
+            .collect()
     }
 
     /// Frames held: given and tracked.
