@@ -35,6 +35,7 @@ fn time(rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) -> (f64, f32
     let cfg = ReadoutConfig {
         top_k: 5,
         temperature: 0.1,
+        min_radius: 0,
     };
     let mut sum = 0.0;
     let t = Instant::now();

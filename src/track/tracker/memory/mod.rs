@@ -209,30 +209,16 @@ impl MemoryObject {
     /// The object's probability on the keys' grid for a frame with keys `map`.
     pub fn propagate(&mut self, map: &FeatureMap) -> FeatureMap {
         let keys = Keys::from_map(map);
-        let widen = self
-            .config
-            .readout
-            .reuse_radius
-            .filter(|_| self.after_reuse);
-        self.after_reuse = false;
-        let written = widen.map(|r| {
-            self.replace_windows(|w| match w {
-                Window::Local(l) => Window::Local(l.max(r)),
-                Window::Global => Window::Global,
-            })
-        });
         let frames: Vec<&MemoryFrame> = self.given.iter().chain(self.recent.iter()).collect();
         let r = self.config.readout;
+        let widen = r.reuse_radius.filter(|_| self.after_reuse);
+        self.after_reuse = false;
         let cfg = ReadoutConfig {
             top_k: r.top_k,
             temperature: r.temperature,
+            min_radius: widen.unwrap_or(0),
         };
         let p = readout(&keys, &frames, &cfg);
-        if let Some(written) = written {
-            // Back to the windows the frames were written with.
-            let mut old = written.into_iter();
-            self.replace_windows(|w| old.next().unwrap_or(w));
-        }
         self.pending = Some(keys);
         if self.config.writes == MemoryWrites::Memory {
             self.predicted.clone_from(&p);
@@ -273,17 +259,6 @@ impl MemoryObject {
             self.recent.pop_front();
         }
         true
-    }
-
-    /// Sets every frame's window to `f` of it (given frames first); returns the ones replaced.
-    fn replace_windows(&mut self, mut f: impl FnMut(Window) -> Window) -> Vec<Window> {
-        let frames = self.given.iter_mut().chain(self.recent.iter_mut());
-        frames
-            .map(|frame| {
-                let new = f(frame.window);
-                std::mem::replace(&mut frame.window, new)
-            })
-            .collect()
     }
 
     /// Frames held: given and tracked.

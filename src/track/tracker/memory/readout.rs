@@ -33,6 +33,14 @@ impl Window {
             Window::Local(r) => r.min(h.max(w)),
         }
     }
+
+    /// This window, a local one grown to at least `min` cells.
+    pub fn at_least(self, min: usize) -> Window {
+        match self {
+            Window::Global => Window::Global,
+            Window::Local(r) => Window::Local(r.max(min)),
+        }
+    }
 }
 
 /// How the readout searches and weighs.
@@ -42,6 +50,15 @@ pub struct ReadoutConfig {
     pub top_k: usize,
     /// Softmax temperature on cosine similarities.
     pub temperature: f32,
+    /// Every local window is searched at least this wide (0: as each frame was written).
+    pub min_radius: usize,
+}
+
+impl ReadoutConfig {
+    /// The radius `frame` is searched with on an `h × w` grid.
+    fn radius(&self, frame: &MemoryFrame, h: usize, w: usize) -> usize {
+        frame.window.at_least(self.min_radius).radius(h, w)
+    }
 }
 
 /// Query rows per parallel task.
@@ -62,7 +79,7 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
         return readout_reference(query, memory, cfg);
     }
     let mut out = vec![0f32; h * w];
-    let Some((ys, xs)) = reachable(query, memory) else {
+    let Some((ys, xs)) = reachable(query, memory, cfg) else {
         return out;
     };
     // Bands of query rows: one memory row, once loaded, serves every row of the band it is
@@ -83,7 +100,7 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
                 .map(|_| RowTop::new(cfg.top_k, xs.len()))
                 .collect();
             for frame in memory {
-                let r = frame.window.radius(h, w);
+                let r = cfg.radius(frame, h, w);
                 for my in first.saturating_sub(r)..(last + r + 1).min(h) {
                     let memory = MemoryRow {
                         cells: (xs.start, xs.end),
@@ -119,6 +136,7 @@ pub fn readout(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutConfig) -> Ve
 fn reachable(
     query: &Keys,
     memory: &[&MemoryFrame],
+    cfg: &ReadoutConfig,
 ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
     let (h, w) = (query.height, query.width);
     let mut reach: Option<(usize, usize, usize, usize)> = None;
@@ -137,7 +155,7 @@ fn reachable(
             continue;
         };
         // One cell beyond the radius: a margin (the grids match here; see `readout`).
-        let r = f.window.radius(h, w) + 1;
+        let r = cfg.radius(f, h, w) + 1;
         let grown = (
             y0.saturating_sub(r),
             (y1 + r + 1).min(h),
@@ -169,7 +187,7 @@ pub fn readout_reference(query: &Keys, memory: &[&MemoryFrame], cfg: &ReadoutCon
             for f in memory {
                 let (mh, mw) = (f.keys.height, f.keys.width);
                 let (my, mx) = ((y * mh / h).min(mh - 1), (x * mw / w).min(mw - 1));
-                let r = f.window.radius(mh, mw);
+                let r = cfg.radius(f, mh, mw);
                 for j in 0..mh {
                     for i in 0..mw {
                         if j.abs_diff(my) <= r && i.abs_diff(mx) <= r {
@@ -234,12 +252,42 @@ mod tests {
             let cfg = ReadoutConfig {
                 top_k,
                 temperature: 0.1,
+                min_radius: 0,
             };
             let fast = readout(&query, &memory, &cfg);
             let plain = readout_reference(&query, &memory, &cfg);
             let diff = max_diff(&fast, &plain);
             assert!(diff < 1e-4, "top-{top_k} radius {radius}: max diff {diff}");
         }
+    }
+
+    #[test]
+    fn a_minimum_radius_reads_as_frames_written_that_wide() {
+        let query = Keys::from_map(&random_map(32, 9, 13, 7));
+        let (a, b) = (frame(1, Window::Global), frame(2, Window::Local(1)));
+        let c = frame(3, Window::Local(4));
+        let cfg = ReadoutConfig {
+            top_k: 5,
+            temperature: 0.1,
+            min_radius: 3,
+        };
+        let widened = readout(&query, &[&a, &b, &c], &cfg);
+        // The same frames written with the windows the minimum makes of theirs.
+        let b3 = MemoryFrame {
+            window: Window::Local(3),
+            ..b.clone()
+        };
+        let plain_cfg = ReadoutConfig {
+            min_radius: 0,
+            ..cfg
+        };
+        let written = readout(&query, &[&a, &b3, &c], &plain_cfg);
+        assert_eq!(widened, written);
+        let plain = readout_reference(&query, &[&a, &b, &c], &cfg);
+        let diff = max_diff(&widened, &plain);
+        assert!(diff < 1e-4, "max diff {diff}");
+        let narrow = readout(&query, &[&a, &b, &c], &plain_cfg);
+        assert_ne!(widened, narrow, "the minimum widened nothing");
     }
 
     #[test]
@@ -259,6 +307,7 @@ mod tests {
             let cfg = ReadoutConfig {
                 top_k,
                 temperature: 0.1,
+                min_radius: 0,
             };
             let fast = readout(&query, &[&a, &b], &cfg);
             let plain = readout_reference(&query, &[&a, &b], &cfg);
@@ -281,6 +330,7 @@ mod tests {
         let cfg = ReadoutConfig {
             top_k: 3,
             temperature: 0.1,
+            min_radius: 0,
         };
         let fast = readout(&query, &[&a, &b], &cfg);
         let plain = readout_reference(&query, &[&a, &b], &cfg);
@@ -301,6 +351,7 @@ mod tests {
         let cfg = ReadoutConfig {
             top_k: 1,
             temperature: 0.1,
+            min_radius: 0,
         };
         let out = readout(&Keys::from_map(&map), &[&mem], &cfg);
         assert_eq!(out[12], 1.0);
