@@ -150,6 +150,104 @@ fn the_quality_mode_tracks_a_real_clip_and_reused_frames_skip_dinov2() {
     }
 }
 
+/// The first `n` frames of a DAVIS sequence, in a fresh folder.
+fn clip(sequence: &str, n: usize, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = common::temp_dir(name);
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let src = common::davis2016().join("JPEGImages/480p").join(sequence);
+    for i in 0..n {
+        let f = format!("{i:05}.jpg");
+        std::fs::copy(src.join(&f), frames.join(&f)).unwrap();
+    }
+    (dir, frames)
+}
+
+#[test]
+fn stale_keys_frames_skip_dinov2_within_their_age_bound() {
+    if weights().is_none() || reuse_vos::engine::ort::environment().is_err() {
+        return eprintln!("skipping: no DINOv2 weights or no ONNX Runtime");
+    }
+    let (dir, frames) = clip("rhino", 24, "vit-stale");
+    let mask = common::davis2016().join("Annotations/480p/rhino/00000.png");
+    // Copies end after two in a row, so computed frames come often and within the age bound.
+    let age = 4;
+    let run = |out: &str| {
+        let out = dir.join(out);
+        let r = common::segment(
+            &frames,
+            &mask,
+            &out,
+            &[
+                "--backbone",
+                "dinov2s",
+                "--vit-side",
+                "224",
+                "--stale-keys-tau",
+                "0",
+                "--stale-keys-age",
+                &age.to_string(),
+                "--max-streak",
+                "2",
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        out
+    };
+    let out = run("a");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap()).unwrap();
+    let (mut stale, mut since_fresh, mut last_stale) = (0, 0, false);
+    for f in stats["per_frame"].as_array().unwrap().iter().skip(1) {
+        let d = &f["objects"][0]["decision"];
+        let keys = f["times"]["keys_ms"].as_f64().unwrap();
+        since_fresh += 1;
+        match (d["path"].as_str().unwrap(), d["stale_keys"].as_bool()) {
+            ("computed", Some(true)) => {
+                assert!(
+                    !last_stale,
+                    "{}: two stale-keys frames in a row",
+                    f["frame"]
+                );
+                (stale, last_stale) = (stale + 1, true);
+                assert_eq!(
+                    keys, 0.0,
+                    "{}: DINOv2 ran on a stale-keys frame",
+                    f["frame"]
+                );
+                assert!(
+                    since_fresh <= age,
+                    "{}: {since_fresh} frames without keys",
+                    f["frame"]
+                );
+            }
+            ("computed", _) => {
+                assert!(keys > 0.0, "{}: computed without keys", f["frame"]);
+                (since_fresh, last_stale) = (0, false);
+            }
+            _ => assert_eq!(keys, 0.0),
+        }
+    }
+    assert!(stale >= 2, "only {stale} stale-keys frames");
+    let truth = common::davis2016().join("Annotations/480p/rhino");
+    for i in 1..24 {
+        let got = reuse_vos::io::Mask::read_ids(&out.join(format!("{i:05}.png"))).unwrap();
+        let want = reuse_vos::io::Mask::read_binary(&truth.join(format!("{i:05}.png"))).unwrap();
+        let j = reuse_vos::metrics::jaccard(&want.ids, 1, &got.ids, 1);
+        assert!(j > 0.7, "frame {i}: J {j:.3}");
+    }
+    // The same masks on a second run.
+    let again = run("b");
+    for i in 1..24 {
+        let name = format!("{i:05}.png");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(again.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn the_quality_mode_says_what_is_missing_or_wrong() {
     let (dir, frames) = rhino_with_a_still_end("vit-errors");

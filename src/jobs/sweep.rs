@@ -37,6 +37,9 @@ pub struct SweepPlan<'a> {
     pub radius: Option<usize>,
     /// The window radius after reuse for every backbone (0: none); None: each backbone's.
     pub reuse_radius: Option<usize>,
+    /// The stale-keys τ and age bound asked for; each backbone applies them as it does
+    /// (`MatchBackbone::stale_keys`).
+    pub stale_keys: (Option<f32>, usize),
     pub policies: &'a [GatePolicy],
     pub modes: &'a [ReuseMode],
     pub taus: &'a [f32],
@@ -116,6 +119,8 @@ impl Run {
         let readout = &mut cfg.memory.readout;
         readout.radius = plan.radius.unwrap_or(self.backbone.default_radius());
         readout.reuse_radius = self.backbone.reuse_radius(plan.reuse_radius);
+        let (tau, age) = plan.stale_keys;
+        cfg.gate.stale_keys = self.backbone.stale_keys(tau, age);
         cfg
     }
 }

@@ -2,10 +2,11 @@
 //! frame's stride-8 features with the object's last computed frame (template matching, P(reuse)
 //! and Δ); the oracle compares ground truths; the policy turns them into a [`Path`].
 
-use super::flow::{BlockFlow, Follow, block_flow};
-use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
+pub use super::flow::Followed;
+use super::flow::{Follow, block_flow};
+use super::gate::{GateDecision, GatePolicy, GateSettings, Path, StaleKeys};
 use super::object::{ObjectState, ReuseMemory};
-use super::safety::{Footprint, Motion, Thumb, motion};
+use super::safety::{Footprint, Motion, Override, Thumb, motion};
 use crate::engine::ReuseEngine;
 use crate::error::Result;
 use crate::io::Mask;
@@ -38,6 +39,7 @@ impl Decided {
                 motion: None,
                 change: None,
                 safety: None,
+                stale_keys: false,
             },
             delta: None,
             follow: None,
@@ -48,12 +50,6 @@ impl Decided {
     pub fn path(&self) -> Path {
         self.decision.path
     }
-}
-
-/// How a copied mask follows its object: one shift (pixels), or a motion per block.
-pub enum Followed {
-    Shift((i32, i32)),
-    Blocks(BlockFlow),
 }
 
 /// How an object moved since its last computed frame, as the gate and the safety net see it.
@@ -165,6 +161,12 @@ pub fn decide(
         moved.as_ref().map(|m| m.raw.pixels),
         moved.as_ref().map(|m| m.seen.change),
     );
+    let follow = moved
+        .and_then(|m| m.follow)
+        .filter(|_| matches!(path, Path::Copied | Path::Computed));
+    let stale_keys = path == Path::Computed
+        && follow.is_some()
+        && keys_can_wait(object, p_reuse, safety, settings.stale_keys);
     Ok(Decided {
         decision: GateDecision {
             p_reuse,
@@ -173,11 +175,34 @@ pub fn decide(
             motion,
             change,
             safety,
+            stale_keys,
         },
         delta,
-        follow: moved
-            .and_then(|m| m.follow)
-            .filter(|_| matches!(path, Path::Copied | Path::Computed)),
+        follow,
         ms: 0.0,
     })
+}
+
+/// Whether a computed object's memory can read its moved mask instead of this frame's keys:
+/// the motion explains the frame (P(reuse) above the rule's τ), the object did not move or
+/// jump past what copies follow, its last fresh keys are recent enough, and its last computed
+/// frame had fresh ones — a stale frame's mask becomes the next one's prior, and a chain of
+/// them drifts (dance-jump, fold 0: J 0.74 → 0.60 over six stale frames in a row).
+fn keys_can_wait(
+    object: &ObjectState,
+    p_reuse: Option<f32>,
+    safety: Option<Override>,
+    rule: Option<StaleKeys>,
+) -> bool {
+    let Some(rule) = rule else {
+        return false;
+    };
+    let kept = object
+        .anchor
+        .as_ref()
+        .is_some_and(|a| a.probability.is_some());
+    kept && p_reuse.is_some_and(|p| p > rule.tau)
+        && object.keys_age < rule.max_age
+        && !object.stale_last
+        && !matches!(safety, Some(Override::Motion | Override::Jump))
 }

@@ -317,6 +317,23 @@ impl BlockFlow {
     }
 }
 
+/// How an object moved since its last computed frame, as its copy follows it: one shift
+/// (pixels), or a motion per block.
+pub enum Followed {
+    Shift((i32, i32)),
+    Blocks(BlockFlow),
+}
+
+impl Followed {
+    /// `p` (a map of the last computed frame, at the image size `(w, h)`) moved this way.
+    pub fn apply(&self, p: &[f32], size: (usize, usize)) -> Vec<f32> {
+        match self {
+            Followed::Shift(by) => shifted(p, size, *by),
+            Followed::Blocks(flow) => flow.warp(p, size),
+        }
+    }
+}
+
 /// `p` (w×h) moved by `(dx, dy)` pixels; what enters from outside is background.
 pub fn shifted(p: &[f32], (w, h): (usize, usize), (dx, dy): (i32, i32)) -> Vec<f32> {
     let mut out = vec![0.0f32; p.len()];

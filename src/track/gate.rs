@@ -112,6 +112,22 @@ pub struct GateDecision {
     /// The safety net recomputed a frame the gate would have reused, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<super::safety::Override>,
+    /// A computed frame whose memory read the object's last computed mask moved by its motion
+    /// instead of matching this frame's keys ([`StaleKeys`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale_keys: bool,
+}
+
+/// When a computed frame may skip the matching backbone (the quality mode's DINOv2): an object
+/// whose P(reuse) is above `tau` but was not copied (the gate's τ or the safety net refused)
+/// still moved the way its luma cells say, so its memory can read its last computed mask moved
+/// by that motion; the frame's target model and decoder run as usual. When every computed
+/// object can, the keys are not computed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StaleKeys {
+    pub tau: f32,
+    /// Frames an object may go without matching fresh keys (copied ones included).
+    pub max_age: usize,
 }
 
 /// The policy and its thresholds.
@@ -130,6 +146,9 @@ pub struct GateSettings {
     /// How the motion policy's copies follow the object (records from before it: one shift).
     #[serde(default = "super::flow::Follow::one_shift")]
     pub follow: super::flow::Follow,
+    /// Computed frames that read a moved mask instead of fresh keys (None: never).
+    #[serde(default)]
+    pub stale_keys: Option<StaleKeys>,
 }
 
 impl Default for GateSettings {
@@ -141,6 +160,7 @@ impl Default for GateSettings {
             mode: ReuseMode::Stored,
             safety: Default::default(),
             follow: Default::default(),
+            stale_keys: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::io::Frame;
 use crate::model::FeatureMap;
 use crate::model::projection::KeyProjection;
 use crate::model::vit::{VitShape, VitWeights, input, source};
+use crate::track::gate::StaleKeys;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -44,6 +45,16 @@ impl MatchBackbone {
             (Some(r), _) => Some(r),
             (None, MatchBackbone::Dinov2s) => Some(9),
         }
+    }
+
+    /// When a computed frame may skip this backbone's keys: at `tau` (≥ 1: never), else
+    /// this backbone's default; none on MobileNetV2, whose keys cost nothing extra.
+    pub fn stale_keys(self, tau: Option<f32>, max_age: usize) -> Option<StaleKeys> {
+        let tau = match (tau, self) {
+            (_, MatchBackbone::Mobilenetv2) | (None, MatchBackbone::Dinov2s) => return None,
+            (Some(t), _) => t,
+        };
+        (tau < 1.0).then_some(StaleKeys { tau, max_age })
     }
 }
 

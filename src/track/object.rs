@@ -37,6 +37,10 @@ pub struct ObjectState {
     pub frames: usize,
     /// Frames reused in a row until now.
     pub streak: usize,
+    /// Frames since its memory last matched fresh keys (copied and stale-keys frames).
+    pub keys_age: usize,
+    /// Whether its last computed frame read stale keys.
+    pub stale_last: bool,
     /// None when the session computes no luma cells (no reuse).
     pub anchor: Option<Anchor>,
     /// None when the session runs no reuse path.

@@ -3,11 +3,10 @@
 
 use super::decide::Followed;
 use super::flops::StageMacs;
-use super::flow::shifted;
 use super::gate::ReuseMode;
 use super::object::{ObjectState, ReuseMemory};
 use super::timing::{Stage, StageTimes};
-use super::tracker::{DeepFeatures, FrameFeatures};
+use super::tracker::{DeepFeatures, FrameFeatures, Prior};
 use crate::engine::{DecoderEngine, ReuseEngine};
 use crate::error::Result;
 use crate::io::Mask;
@@ -50,7 +49,7 @@ pub fn copied(
 ) -> PathResult {
     let kept = object.anchor.as_ref().and_then(|a| a.probability.as_ref());
     let probability = match (follow, kept) {
-        (Some(follow), Some(p)) => followed(p, follow, size),
+        (Some(follow), Some(p)) => follow.apply(p, size),
         _ => std::mem::take(&mut object.previous),
     };
     PathResult {
@@ -59,26 +58,22 @@ pub fn copied(
     }
 }
 
-/// `p` (the last computed frame's probability) moved as `follow` says.
-pub fn followed(p: &[f32], follow: &Followed, size: (usize, usize)) -> Vec<f32> {
-    match follow {
-        Followed::Shift(by) => shifted(p, size, *by),
-        Followed::Blocks(flow) => flow.warp(p, size),
-    }
-}
-
 /// The full path: the tracker's score, the decoder's deep and shallow stages. The object's
-/// stored reuse state becomes this frame's.
+/// stored reuse state becomes this frame's. `stale`: on a stale-keys frame, how the object
+/// moved since its last computed one (see [`Prior`]).
 pub fn computed(
     ctx: &mut PathContext,
     deep: &DeepFeatures,
     object: &mut ObjectState,
     truth: Option<&Mask>,
+    stale: Option<&Followed>,
 ) -> Result<PathResult> {
     let low = &ctx.features.low;
+    let size = ctx.size;
+    let prior = stale.map(|follow| Prior { follow, size });
     let score = ctx
         .times
-        .time(Stage::Target, || object.model.score(low, deep));
+        .time(Stage::Target, || object.model.score(low, deep, prior));
     let size = ctx.size;
     let Some(decoder) = ctx.decoder.as_deref_mut() else {
         let (w, h) = size;

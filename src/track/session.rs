@@ -260,6 +260,10 @@ impl Session {
             )));
         }
         let keys = KeySource::new(config.matching, model.vit.as_ref(), kind, config.threads)?;
+        // Skipping keys only saves something when a network of their own makes them.
+        if keys.is_none() {
+            config.gate.stale_keys = None;
+        }
         // FRTM matches nothing: no keys to project.
         let projection = config
             .matching
@@ -363,8 +367,12 @@ impl Session {
         let mut run = self.begin(frame)?;
         self.start_given(&mut run)?;
         let mut decided = self.decide_all(&mut run)?;
-        if decided.iter().any(|d| d.path() == Path::Computed) {
-            self.ensure_deep(&mut run)?;
+        let computed = decided.iter().filter(|d| d.path() == Path::Computed);
+        if let Some(keys) = computed
+            .map(|d| !d.decision.stale_keys)
+            .reduce(|a, b| a || b)
+        {
+            self.ensure_deep(&mut run, keys)?;
         }
         let (results, path_ms) = self.run_all_paths(&mut run, &mut decided)?;
         let ids = self.objects.ids();
@@ -449,25 +457,37 @@ impl Session {
         }
     }
 
-    /// The deep backbone levels and the tracker's input, computed once per frame.
-    fn ensure_deep(&mut self, run: &mut FrameRun) -> Result<()> {
+    /// The deep backbone levels and the tracker's input, computed once per frame, and the
+    /// matching backbone's keys when `keys` (not when every computed object reads stale ones).
+    fn ensure_deep(&mut self, run: &mut FrameRun, keys: bool) -> Result<()> {
         self.ensure_low(run)?;
-        let Some(features) = run.features.as_mut().filter(|f| f.deep.is_none()) else {
+        let Some(features) = run.features.as_mut() else {
             return Ok(());
         };
-        let low = &features.low;
-        let high = run
-            .times
-            .time(Stage::Backbone, || self.backbone.high(&low.s8))?;
-        let input = run
-            .times
-            .time(Stage::Target, || self.tracker.frame_input(low, &high));
-        let keys = match (self.keys.as_mut(), &self.projection) {
-            (Some(k), _) => Some(run.times.time(Stage::Keys, || k.keys(run.frame))?),
-            (None, Some(p)) => Some(run.times.time(Stage::Keys, || p.apply(&low.s8))?),
-            (None, None) => None,
-        };
-        features.deep = Some(DeepFeatures { high, input, keys });
+        if features.deep.is_none() {
+            let low = &features.low;
+            let high = run
+                .times
+                .time(Stage::Backbone, || self.backbone.high(&low.s8))?;
+            let input = run
+                .times
+                .time(Stage::Target, || self.tracker.frame_input(low, &high));
+            let projected = match (&self.keys, &self.projection) {
+                (None, Some(p)) => Some(run.times.time(Stage::Keys, || p.apply(&low.s8))?),
+                _ => None,
+            };
+            features.deep = Some(DeepFeatures {
+                high,
+                input,
+                keys: projected,
+            });
+        }
+        if let (true, Some(k), Some(deep)) = (keys, self.keys.as_mut(), features.deep.as_mut())
+            && deep.keys.is_none()
+        {
+            let frame = run.frame;
+            deep.keys = Some(run.times.time(Stage::Keys, || k.keys(frame))?);
+        }
         Ok(())
     }
 
@@ -491,7 +511,7 @@ impl Session {
         let Some(mask) = run.given.take() else {
             return Ok(());
         };
-        self.ensure_deep(run)?;
+        self.ensure_deep(run, true)?;
         let t = Instant::now();
         let (w, h) = (run.frame.width as usize, run.frame.height as usize);
         let oracle = self.oracle.is_some();
@@ -508,7 +528,7 @@ impl Session {
                         .start(self.backbone.as_mut(), run.frame, low, deep, &binary)?;
                 let reuse = match self.reuse.as_mut() {
                     Some(engine) => {
-                        let score = model.score(low, deep);
+                        let score = model.score(low, deep, None);
                         let state = self.decoder.deep(&deep.high.s32, &deep.high.s16, &score)?;
                         Some(ReuseMemory {
                             template: template(engine.as_mut(), low, &binary, (w, h))?,
@@ -526,6 +546,8 @@ impl Session {
                     model,
                     frames: 0,
                     streak: 0,
+                    keys_age: 0,
+                    stale_last: false,
                     anchor: anchor(&run.thumb, &previous, (w, h), follows),
                     reuse,
                     previous,
@@ -592,11 +614,12 @@ impl Session {
             if let Some(why) = net.after(&now, &anchor.footprint) {
                 d.decision.path = Path::Computed;
                 d.decision.safety = Some(why);
+                d.decision.stale_keys = false;
                 jumped[k] = true;
             }
         }
         if jumped.contains(&true) {
-            self.ensure_deep(run)?;
+            self.ensure_deep(run, true)?;
             let again = self.run_paths(run, decided, |k| jumped[k])?;
             for (slot, redo) in done.iter_mut().zip(again) {
                 if let (Some((first, ms)), Some((result, more))) = (slot.as_ref(), redo) {
@@ -650,7 +673,8 @@ impl Session {
                 (Path::Given, _, Some(mask)) => paths::given(mask, o.id),
                 (Path::Copied, _, _) => paths::copied(o, d.follow.as_ref(), (w, h)),
                 (Path::Computed, Some(deep), _) => {
-                    paths::computed(&mut ctx, deep, o, run.truth.as_ref())?
+                    let stale = d.follow.as_ref().filter(|_| d.decision.stale_keys);
+                    paths::computed(&mut ctx, deep, o, run.truth.as_ref(), stale)?
                 }
                 (Path::Reused, _, _) => match (self.reuse.as_mut(), &o.reuse, &d.delta) {
                     (Some(r), Some(mem), Some(delta)) => {
@@ -713,6 +737,8 @@ impl Session {
             } else {
                 o.streak = 0;
             }
+            let fresh = matches!(d.path(), Path::Computed | Path::Given) && !d.decision.stale_keys;
+            o.keys_age = if fresh { 0 } else { o.keys_age + 1 };
             // The drawn mask's area counts too, though the tracker's first mask departing from
             // it reads as growth for one step: a trend of computed frames only reused 46.8 %
             // but lost 0.62 J&F on fold 4 (this: 46.3 %, every fold within 0.41).
@@ -721,18 +747,22 @@ impl Session {
             }
             if d.path() == Path::Computed {
                 o.frames += 1;
+                o.stale_last = d.decision.stale_keys;
                 refined = o.model.learn(&soft[k], size, area);
                 let kept = o.anchor.as_ref().and_then(|a| a.probability.as_deref());
                 if let (true, Some(follow), Some(change), Some(p)) =
                     (audits, &d.follow, d.decision.change, kept)
                 {
                     // The copy the gate would have made, against the mask computed.
-                    let would = paths::followed(p, follow, size);
+                    let would = follow.apply(p, size);
                     let iou = iou_of(&would, &probs[k], |&v| v > 0.5, |&v| v > 0.5);
                     let loss = 1.0 - iou as f32;
                     // A given mask is drawn, not decoded: its copy's departure from the
                     // tracker's first mask says how the two differ, not what copies lose.
-                    if o.frames > 1 {
+                    // A stale-keys frame's mask leans on the copy itself: no measure of it
+                    // (measured on hike, fold 2: observing it copied 62 frames instead of 53
+                    // but lost 0.6 J&F).
+                    if o.frames > 1 && !d.decision.stale_keys {
                         o.audit.observe(loss, change);
                     }
                     copy_loss = Some(loss);

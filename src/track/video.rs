@@ -107,6 +107,12 @@ pub struct FrameKinds {
     pub reused: usize,
     /// Mean tracking time of a frame where every object reused, milliseconds.
     pub reused_ms: f64,
+    /// Of the computed frames, those whose computed objects all read stale keys (the matching
+    /// backbone did not run), and their mean time.
+    #[serde(default)]
+    pub stale_keys: usize,
+    #[serde(default)]
+    pub stale_keys_ms: f64,
 }
 
 impl FrameKinds {
@@ -122,10 +128,16 @@ impl FrameKinds {
             } else {
                 k.computed += 1;
                 k.computed_ms += f.times.total_ms;
+                let computed = f.objects.iter().filter(|o| !o.decision.path.is_reuse());
+                if computed.clone().all(|o| o.decision.stale_keys) {
+                    k.stale_keys += 1;
+                    k.stale_keys_ms += f.times.total_ms;
+                }
             }
         }
         k.computed_ms /= k.computed.max(1) as f64;
         k.reused_ms /= k.reused.max(1) as f64;
+        k.stale_keys_ms /= k.stale_keys.max(1) as f64;
         k
     }
 
@@ -137,10 +149,35 @@ impl FrameKinds {
             k.computed_ms += p.computed_ms * p.computed as f64;
             k.reused += p.reused;
             k.reused_ms += p.reused_ms * p.reused as f64;
+            k.stale_keys += p.stale_keys;
+            k.stale_keys_ms += p.stale_keys_ms * p.stale_keys as f64;
         }
         k.computed_ms /= k.computed.max(1) as f64;
         k.reused_ms /= k.reused.max(1) as f64;
+        k.stale_keys_ms /= k.stale_keys.max(1) as f64;
         k
+    }
+}
+
+impl std::fmt::Display for FrameKinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} ms per computed frame ({})",
+            self.computed_ms, self.computed
+        )?;
+        if self.stale_keys > 0 {
+            write!(
+                f,
+                " — {:.1} ms on those that skipped the matching keys ({})",
+                self.stale_keys_ms, self.stale_keys
+            )?;
+        }
+        write!(
+            f,
+            ", {:.1} ms per frame where every object reused ({})",
+            self.reused_ms, self.reused
+        )
     }
 }
 

@@ -8,7 +8,7 @@ use reuse_vos::model::Weights;
 use reuse_vos::model::backbone::BackboneSpec;
 use reuse_vos::model::online::TargetInput;
 use reuse_vos::track::flow::Follow;
-use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode};
+use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode, StaleKeys};
 use reuse_vos::track::keys::{MatchBackbone, MatchingConfig};
 use reuse_vos::track::safety::SafetyNet;
 use reuse_vos::track::tracker::memory::{MemoryConfig, MemoryWrites, ReadoutSettings};
@@ -182,6 +182,15 @@ pub(crate) struct MatchingArgs {
     /// moved during the copies). Default: 9 cells on DINOv2, none on MobileNetV2 (0: none).
     #[arg(long)]
     pub(crate) mem_reuse_radius: Option<usize>,
+    /// Quality mode: a computed frame skips DINOv2 when every computed object's P(reuse) is
+    /// above this (its copy was refused by τ or the safety net, not by its motion) — its
+    /// memory reads its last computed mask moved by that motion; the target model and the
+    /// decoder run as usual. 1: never. Default: none (see README).
+    #[arg(long)]
+    pub(crate) stale_keys_tau: Option<f32>,
+    /// Quality mode: frames an object may go without fresh keys (copied ones included).
+    #[arg(long, default_value_t = 6)]
+    pub(crate) stale_keys_age: usize,
     /// MobileNetV2: the memory's key channels — 32 (the features as they are) or 16 (their
     /// principal directions on DAVIS frames, `weights fit-keys`; the readout's cost halves).
     #[arg(long)]
@@ -206,6 +215,11 @@ impl MatchingArgs {
     /// The window radius after reuse for `backbone`: the one asked for, else the backbone's.
     pub(crate) fn reuse_radius(&self, backbone: MatchBackbone) -> Option<usize> {
         backbone.reuse_radius(self.mem_reuse_radius)
+    }
+
+    /// The stale-keys rule for `backbone`: the τ asked for, else the backbone's.
+    pub(crate) fn stale_keys(&self, backbone: MatchBackbone) -> Option<StaleKeys> {
+        backbone.stale_keys(self.stale_keys_tau, self.stale_keys_age)
     }
 
     /// The DINOv2 weights, checked (for `--backbone dinov2s`).
@@ -448,6 +462,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
         tau2: args.tau2,
         mode: args.reuse_mode,
         follow: args.follow,
+        stale_keys: args.matching.stale_keys(args.matching.backbone),
         safety: SafetyNet {
             enabled: !args.no_safety_net,
             max_streak: args.max_streak,

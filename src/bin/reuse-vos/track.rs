@@ -213,10 +213,7 @@ pub(crate) fn print_segment_summary(stats: &reuse_vos::track::video::VideoStats,
     );
     let k = &stats.frame_kinds;
     if k.reused > 0 {
-        println!(
-            "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({})",
-            k.computed_ms, k.computed, k.reused_ms, k.reused
-        );
+        println!("{k}");
     }
     let resumed = stats
         .resumed_at
@@ -278,10 +275,7 @@ pub(crate) fn run_run(args: RunArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     let k = &s.frame_kinds;
-    println!(
-        "{:.1} ms per computed frame ({}), {:.1} ms per frame where every object reused ({}); safety net recomputed {}",
-        k.computed_ms, k.computed, k.reused_ms, k.reused, s.safety
-    );
+    println!("{k}; safety net recomputed {}", s.safety);
     Ok(())
 }
 
@@ -308,6 +302,10 @@ pub(crate) fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         backbones: &backbones,
         radius: args.model.matching.mem_radius,
         reuse_radius: args.model.matching.mem_reuse_radius,
+        stale_keys: (
+            args.model.matching.stale_keys_tau,
+            args.model.matching.stale_keys_age,
+        ),
         policies: &args.gates,
         modes: &args.reuse_modes,
         taus: &args.taus,

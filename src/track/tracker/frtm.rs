@@ -85,7 +85,12 @@ pub struct FrtmObject {
 }
 
 impl ObjectModel for FrtmObject {
-    fn score(&mut self, _low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap {
+    fn score(
+        &mut self,
+        _low: &LowFeatures,
+        deep: &DeepFeatures,
+        _prior: Option<super::Prior>,
+    ) -> FeatureMap {
         let input = &deep.input;
         let z = self.model.project(input);
         let score = self.model.score_projected(&z, input.height, input.width);

@@ -5,7 +5,7 @@
 
 use super::frtm::{Frtm, FrtmObject};
 use super::memory::{MemoryConfig, MemoryObject, on_grid};
-use super::{DeepFeatures, ObjectModel, Tracker, TrackerKind};
+use super::{DeepFeatures, ObjectModel, Prior, Tracker, TrackerKind};
 use crate::engine::BackboneEngine;
 use crate::error::Result;
 use crate::io::Frame;
@@ -96,10 +96,19 @@ struct FusionObject {
 }
 
 impl ObjectModel for FusionObject {
-    fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap {
-        let s = self.target.score(low, deep);
+    fn score(
+        &mut self,
+        low: &LowFeatures,
+        deep: &DeepFeatures,
+        prior: Option<Prior>,
+    ) -> FeatureMap {
+        let s = self.target.score(low, deep, None);
         let (h, w) = (low.s8.height, low.s8.width);
-        let p = on_grid(self.memory.propagate(deep.match_keys(low)), h, w);
+        let p = match prior {
+            Some(prior) => self.memory.assume(prior),
+            None => self.memory.propagate(deep.match_keys(low)),
+        };
+        let p = on_grid(p, h, w);
         let s8 = resize_bilinear(&s.data, s.height, s.width, h, w);
         if self.config.stacked {
             // As training stacks them (`jobs::train::propagate::score_map`).

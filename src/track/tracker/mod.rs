@@ -90,12 +90,22 @@ pub trait Tracker: Send {
     }
 }
 
+/// On a frame whose matching keys were not computed (a stale-keys frame), how the object
+/// moved since its last computed frame (the gate's measure, at the image size `(w, h)`): the
+/// memory reads its last readout moved that way instead of matching.
+#[derive(Clone, Copy)]
+pub struct Prior<'a> {
+    pub follow: &'a crate::track::flow::Followed,
+    pub size: (usize, usize),
+}
+
 /// One object's part of a tracker: its target model (or memory).
 pub trait ObjectModel: Send {
     /// The object's score on a frame for the decoder (FRTM: the target model's raw score at
-    /// stride 16; memory: the propagated probability at stride 8). Keeps what
-    /// [`ObjectModel::learn`] needs of this frame.
-    fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures) -> FeatureMap;
+    /// stride 16; memory: the propagated probability at stride 8, or `prior` as its memory
+    /// would store it). Keeps what [`ObjectModel::learn`] needs of this frame.
+    fn score(&mut self, low: &LowFeatures, deep: &DeepFeatures, prior: Option<Prior>)
+    -> FeatureMap;
 
     /// Learns from the merged result of the last scored frame: the object's soft mask at the
     /// image size `(w, h)` and its area in pixels. Returns whether the model was refined.
