@@ -183,9 +183,10 @@ pub(crate) struct MatchingArgs {
     #[arg(long)]
     pub(crate) mem_reuse_radius: Option<usize>,
     /// Quality mode: a computed frame skips DINOv2 when every computed object's P(reuse) is
-    /// above this (its copy was refused by τ or the safety net, not by its motion) — its
-    /// memory reads its last computed mask moved by that motion; the target model and the
-    /// decoder run as usual. 1: never. Default: none (see README).
+    /// above this (the gate would have copied it; the safety net refused) — its memory reads
+    /// its last readout moved by the object's motion; the target model and the decoder run as
+    /// usual. 1: never. Default: 0.7 on DINOv2 (only frames whose copy the
+    /// safety net refused), never on MobileNetV2.
     #[arg(long)]
     pub(crate) stale_keys_tau: Option<f32>,
     /// Quality mode: frames an object may go without fresh keys (copied ones included).
