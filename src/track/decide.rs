@@ -4,7 +4,7 @@
 
 pub use super::flow::Followed;
 use super::flow::{Follow, block_flow};
-use super::gate::{GateDecision, GatePolicy, GateSettings, Path, StaleKeys};
+use super::gate::{GateDecision, GatePolicy, GateSettings, Path};
 use super::object::{ObjectState, ReuseMemory};
 use super::safety::{Footprint, Motion, Override, Thumb, motion};
 use crate::engine::ReuseEngine;
@@ -23,7 +23,8 @@ pub struct Decided {
     pub decision: GateDecision,
     pub delta: Option<FeatureMap>,
     /// How a copy follows the object, when the motion policy follows (on a computed frame:
-    /// the copy it would have been, which the safety net audits).
+    /// the copy it would have been, which the safety net audits, and on a stale-keys frame
+    /// how the memory's last readout is moved).
     pub follow: Option<Followed>,
     /// Time the decision took, milliseconds.
     pub ms: f64,
@@ -166,7 +167,7 @@ pub fn decide(
         .filter(|_| matches!(path, Path::Copied | Path::Computed));
     let stale_keys = path == Path::Computed
         && follow.is_some()
-        && keys_can_wait(object, p_reuse, safety, settings.stale_keys);
+        && keys_can_wait(object, p_reuse, safety, settings);
     Ok(Decided {
         decision: GateDecision {
             p_reuse,
@@ -183,26 +184,27 @@ pub fn decide(
     })
 }
 
-/// Whether a computed object's memory can read its moved mask instead of this frame's keys:
-/// the motion explains the frame (P(reuse) above the rule's τ), the object did not move or
-/// jump past what copies follow, its last fresh keys are recent enough, and its last computed
+/// Whether a computed object's memory can read its last readout moved by its motion instead
+/// of this frame's keys: the motion explains the frame (P(reuse) above the rule's τ and the
+/// gate's: a frame the gate itself refused is motion the luma cells do not explain), the
+/// object did not move past what the safety net allows, its last fresh keys are recent enough, and its last computed
 /// frame had fresh ones — a stale frame's mask becomes the next one's prior, and a chain of
 /// them drifts (dance-jump, fold 0: J 0.74 → 0.60 over six stale frames in a row).
 fn keys_can_wait(
     object: &ObjectState,
     p_reuse: Option<f32>,
     safety: Option<Override>,
-    rule: Option<StaleKeys>,
+    settings: &GateSettings,
 ) -> bool {
-    let Some(rule) = rule else {
+    let Some(rule) = settings.stale_keys else {
         return false;
     };
     let kept = object
         .anchor
         .as_ref()
         .is_some_and(|a| a.probability.is_some());
-    kept && p_reuse.is_some_and(|p| p > rule.tau)
+    kept && p_reuse.is_some_and(|p| p > rule.tau.max(settings.tau))
         && object.keys_age < rule.max_age
         && !object.stale_last
-        && !matches!(safety, Some(Override::Motion | Override::Jump))
+        && safety != Some(Override::Motion)
 }

@@ -36,6 +36,8 @@ fn level(l: &Level, at: (usize, usize), coarser: (usize, usize)) -> u64 {
 pub struct StageMacs {
     pub backbone_low: u64,
     pub backbone_high: u64,
+    /// The matching backbone (DINOv2), on frames that compute keys.
+    pub keys: u64,
     /// Per object: the tracker's score (FRTM: projection and filter of the target model).
     pub target: u64,
     pub decoder_deep: u64,

@@ -112,7 +112,7 @@ pub struct GateDecision {
     /// The safety net recomputed a frame the gate would have reused, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<super::safety::Override>,
-    /// A computed frame whose memory read the object's last computed mask moved by its motion
+    /// A computed frame whose memory read its last readout moved by the object's motion
     /// instead of matching this frame's keys ([`StaleKeys`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale_keys: bool,
@@ -120,8 +120,8 @@ pub struct GateDecision {
 
 /// When a computed frame may skip the matching backbone (the quality mode's DINOv2): an object
 /// whose P(reuse) is above `tau` but was not copied (the gate's τ or the safety net refused)
-/// still moved the way its luma cells say, so its memory can read its last computed mask moved
-/// by that motion; the frame's target model and decoder run as usual. When every computed
+/// still moved the way its luma cells say, so its memory can read its last readout moved by
+/// that motion; the frame's target model and decoder run as usual. When every computed
 /// object can, the keys are not computed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StaleKeys {

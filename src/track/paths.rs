@@ -74,7 +74,6 @@ pub fn computed(
     let score = ctx
         .times
         .time(Stage::Target, || object.model.score(low, deep, prior));
-    let size = ctx.size;
     let Some(decoder) = ctx.decoder.as_deref_mut() else {
         let (w, h) = size;
         let up = resize_bilinear(&score.data, score.height, score.width, h, w);

@@ -374,6 +374,13 @@ impl Session {
         {
             self.ensure_deep(&mut run, keys)?;
         }
+        let deep = run.features.as_ref().and_then(|f| f.deep.as_ref());
+        if deep.is_some_and(|d| d.keys.is_some()) {
+            // Keys computed for one object (or a given mask) serve every object.
+            decided
+                .iter_mut()
+                .for_each(|d| d.decision.stale_keys = false);
+        }
         let (results, path_ms) = self.run_all_paths(&mut run, &mut decided)?;
         let ids = self.objects.ids();
         let probs: Vec<Vec<f32>> = results.iter().map(|r| r.probability.clone()).collect();
@@ -674,6 +681,10 @@ impl Session {
                 (Path::Copied, _, _) => paths::copied(o, d.follow.as_ref(), (w, h)),
                 (Path::Computed, Some(deep), _) => {
                     let stale = d.follow.as_ref().filter(|_| d.decision.stale_keys);
+                    if stale.is_none() && self.keys.is_some() && deep.keys.is_none() {
+                        // Matching MobileNetV2 features against DINOv2's memory would be noise.
+                        return Err(inconsistent("a computed object without its keys"));
+                    }
                     paths::computed(&mut ctx, deep, o, run.truth.as_ref(), stale)?
                 }
                 (Path::Reused, _, _) => match (self.reuse.as_mut(), &o.reuse, &d.delta) {
@@ -742,6 +753,7 @@ impl Session {
             // The drawn mask's area counts too, though the tracker's first mask departing from
             // it reads as growth for one step: a trend of computed frames only reused 46.8 %
             // but lost 0.62 J&F on fold 4 (this: 46.3 %, every fold within 0.41).
+            // Stale-keys frames count: their masks come from this frame's target model.
             if matches!(d.path(), Path::Computed | Path::Given) {
                 o.audit.sized(run.index, area as f64);
             }
@@ -822,8 +834,8 @@ impl Session {
             [(low.s4.height, low.s4.width), s8, s16, s32],
         );
         if let Some(k) = &self.keys {
-            // The matching backbone runs with the deep levels, on computed frames.
-            m.backbone_high += k.macs((frame.width as usize, frame.height as usize));
+            // The matching backbone runs on computed frames that are not all stale keys.
+            m.keys = k.macs((frame.width as usize, frame.height as usize));
         }
         if let Some(p) = &self.projection {
             m.backbone_high += (p.channels_in() * p.channels_out() * s8.0 * s8.1) as u64;
@@ -838,7 +850,12 @@ impl Session {
         let gates = decided.iter().filter(|d| d.decision.p_reuse.is_some());
         let (low, deep) = match &run.features {
             None => (0, 0),
-            Some(f) if f.deep.is_some() => (stage.backbone_low, stage.backbone_high),
+            Some(FrameFeatures {
+                deep: Some(deep), ..
+            }) => {
+                let keys = if deep.keys.is_some() { stage.keys } else { 0 };
+                (stage.backbone_low, stage.backbone_high + keys)
+            }
             Some(_) => (stage.backbone_low, 0),
         };
         // Region reuse ran the low blocks on part of the frame.

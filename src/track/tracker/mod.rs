@@ -51,8 +51,9 @@ pub struct DeepFeatures {
     pub high: HighFeatures,
     /// What the tracker's object models read (FRTM: the target model's input map, stride 16).
     pub input: FeatureMap,
-    /// The matching backbone's keys (DINOv2 tokens), when the session has one; the memory
-    /// matches the stride-8 features otherwise.
+    /// The matching backbone's keys (DINOv2 tokens), when the session has one and the frame
+    /// computed them (not when every computed object read stale keys); the memory matches the
+    /// stride-8 features when the session has none.
     pub keys: Option<FeatureMap>,
 }
 
