@@ -4,7 +4,7 @@
 //! is coarse but holds on to appearance anywhere in the frame.
 
 use super::frtm::{Frtm, FrtmObject};
-use super::memory::{MemoryConfig, MemoryObject, on_grid};
+use super::memory::{MemoryConfig, MemoryObject};
 use super::{DeepFeatures, ObjectModel, Prior, Tracker, TrackerKind};
 use crate::engine::BackboneEngine;
 use crate::error::Result;
@@ -104,11 +104,8 @@ impl ObjectModel for FusionObject {
     ) -> FeatureMap {
         let s = self.target.score(low, deep, None);
         let (h, w) = (low.s8.height, low.s8.width);
-        let p = match prior {
-            Some(prior) => self.memory.assume(prior),
-            None => self.memory.propagate(deep.match_keys(low)),
-        };
-        let p = on_grid(p, h, w);
+        // The memory's own score: its probability (or stale reading) at stride 8.
+        let p = self.memory.score(low, deep, prior);
         let s8 = resize_bilinear(&s.data, s.height, s.width, h, w);
         if self.config.stacked {
             // As training stacks them (`jobs::train::propagate::score_map`).
