@@ -11,7 +11,7 @@ use reuse_vos::track::flow::Follow;
 use reuse_vos::track::gate::{GatePolicy, GateSettings, ReuseMode, StaleKeys};
 use reuse_vos::track::keys::{MatchBackbone, MatchingConfig};
 use reuse_vos::track::safety::SafetyNet;
-use reuse_vos::track::tracker::memory::{MemoryConfig, MemoryWrites, ReadoutSettings};
+use reuse_vos::track::tracker::memory::{LastFrame, MemoryConfig, MemoryWrites, ReadoutSettings};
 use reuse_vos::track::{TrackerConfig, TrackerKind, TrackingSize};
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,9 @@ pub(crate) struct ModelArgs {
     /// memory's own prediction (as training writes it).
     #[arg(long, value_enum, default_value = "decoder")]
     pub(crate) mem_writes: MemoryWrites,
+    /// Memory: when the last scored frame is read although the write rule did not keep it.
+    #[arg(long, value_enum, default_value = "after-reuse")]
+    pub(crate) mem_last: LastFrame,
     /// Fusion: the memory's weight in the fused score (the target model's: 1 − w).
     #[arg(long, value_parser = unit_interval, default_value_t = 0.5)]
     pub(crate) fusion_weight: f32,
@@ -447,6 +450,7 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
         write_change: args.mem_write_change,
         write_every: args.mem_write_every.max(1),
         writes: args.mem_writes,
+        last: args.mem_last,
     };
     cfg.matching = args.matching.config(args.matching.backbone);
     cfg.fusion.memory_weight = args.fusion_weight.clamp(0.0, 1.0);
