@@ -315,22 +315,19 @@ impl MemoryObject {
         };
         let change = 1.0 - iou_of(&values, &self.last_written, |&v| v > 0.5, |&v| v > 0.5);
         let due = self.since_write >= self.config.write_every.max(1);
-        if !(due || change as f32 > self.config.write_change) || self.config.slots == 0 {
-            self.last = (self.config.last != LastFrame::Off).then_some(MemoryFrame {
-                keys,
-                values,
-                window: Window::Local(self.config.readout.radius),
-            });
-            return false;
-        }
-        self.last = None;
-        self.last_written = values.clone();
-        self.since_write = 0;
-        self.recent.push_back(MemoryFrame {
+        let frame = MemoryFrame {
             keys,
             values,
             window: Window::Local(self.config.readout.radius),
-        });
+        };
+        if !(due || change as f32 > self.config.write_change) || self.config.slots == 0 {
+            self.last = (self.config.last != LastFrame::Off).then_some(frame);
+            return false;
+        }
+        self.last = None;
+        self.last_written = frame.values.clone();
+        self.since_write = 0;
+        self.recent.push_back(frame);
         while self.recent.len() > self.config.slots {
             self.recent.pop_front();
         }
@@ -398,6 +395,11 @@ mod tests {
         FeatureMap::new(c, h, w, data)
     }
 
+    /// The object of most tests: the left half of a 6×8 frame.
+    fn left_half() -> Vec<u8> {
+        (0..48).map(|i| u8::from(i % 8 < 4)).collect()
+    }
+
     /// What a tracked frame is written with, after the memory predicted the given mask and the
     /// decoder said the object is gone.
     fn written(writes: MemoryWrites) -> Vec<f32> {
@@ -406,8 +408,7 @@ mod tests {
             writes,
             ..Default::default()
         };
-        let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
-        let mut object = MemoryObject::start(config, (8, 6), &keys(), &mask);
+        let mut object = MemoryObject::start(config, (8, 6), &keys(), &left_half());
         object.propagate(&keys());
         assert!(object.remember(&[0.0; 48], (8, 6)));
         object.recent[0].values.clone()
@@ -417,7 +418,7 @@ mod tests {
     fn a_tracked_frame_is_written_with_the_chosen_mask() {
         assert!(written(MemoryWrites::Decoder).iter().all(|&v| v == 0.0));
         let own = written(MemoryWrites::Memory);
-        let expected: Vec<f32> = (0..48).map(|i| f32::from(u8::from(i % 8 < 4))).collect();
+        let expected: Vec<f32> = left_half().into_iter().map(f32::from).collect();
         assert_eq!(own, expected);
     }
 
@@ -429,7 +430,7 @@ mod tests {
             write_change: 1.0,
             ..Default::default()
         };
-        let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
+        let mask = left_half();
         let soft: Vec<f32> = mask.iter().map(|&m| f32::from(m)).collect();
         let tracked = |skips: usize| {
             let mut object = MemoryObject::start(config, (8, 6), &keys(), &mask);
@@ -459,8 +460,7 @@ mod tests {
                 last,
                 ..Default::default()
             };
-            let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
-            let mut object = MemoryObject::start(config, (8, 6), &keys(), &mask);
+            let mut object = MemoryObject::start(config, (8, 6), &keys(), &left_half());
             object.propagate(&keys());
             assert!(!object.remember(&[0.0; 48], (8, 6)));
             if skip {
@@ -501,8 +501,7 @@ mod tests {
         config.readout.radius = 2;
         config.readout.reuse_radius = Some(3);
         // The object: the given frame's left half.
-        let mask: Vec<u8> = (0..48).map(|i| u8::from(i % 8 < 4)).collect();
-        let mut object = MemoryObject::start(config, (8, 6), &given, &mask);
+        let mut object = MemoryObject::start(config, (8, 6), &given, &left_half());
         // Cell (2, 5) shows the object's cell (2, 2), three columns away.
         let at = 2 * w + 5;
         let narrow = object.propagate(&moved).data[at];
