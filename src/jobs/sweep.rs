@@ -43,6 +43,9 @@ pub struct SweepPlan<'a> {
     pub policies: &'a [GatePolicy],
     pub modes: &'a [ReuseMode],
     pub taus: &'a [f32],
+    /// Each tracker's gate (its defaults under the user's options); the run sets the policy,
+    /// the mode and τ on it.
+    pub gate_for: &'a dyn Fn(TrackerKind) -> GateSettings,
 }
 
 impl SweepPlan<'_> {
@@ -108,7 +111,7 @@ impl Run {
                 policy: self.policy,
                 tau: self.tau,
                 mode: self.mode.unwrap_or_default(),
-                ..base.gate
+                ..(plan.gate_for)(self.tracker)
             },
             matching: MatchingConfig {
                 backbone: self.backbone,

@@ -106,8 +106,9 @@ pub(crate) struct ModelArgs {
     #[arg(long, value_enum, default_value = "motion")]
     pub(crate) gate: GatePolicy,
     /// Reuse when P(reuse) > τ (oracle: when the ground-truth IoU > τ); τ = 1 never reuses.
-    #[arg(long, value_parser = unit_interval, default_value_t = 0.7)]
-    pub(crate) tau: f32,
+    /// Default: 0.7 (memory tracker: 0.75).
+    #[arg(long, value_parser = unit_interval)]
+    pub(crate) tau: Option<f32>,
     /// `fusion`: copy the previous mask when P(reuse) > τ2, take the reuse path between τ and
     /// τ2.
     #[arg(long, value_parser = unit_interval, default_value_t = 0.9)]
@@ -119,9 +120,9 @@ pub(crate) struct ModelArgs {
     /// the reused mask jumped (--max-area-ratio, --max-shift).
     #[arg(long)]
     pub(crate) no_safety_net: bool,
-    /// Safety net: most reused frames in a row per object.
-    #[arg(long, default_value_t = SafetyNet::default().max_streak)]
-    pub(crate) max_streak: usize,
+    /// Safety net: most reused frames in a row per object. Default: 6 (memory tracker: 5).
+    #[arg(long)]
+    pub(crate) max_streak: Option<usize>,
     /// Safety net: largest motion of the object since its last computed frame, as a share of
     /// its size (√area).
     #[arg(long, value_parser = positive, default_value_t = SafetyNet::default().max_motion)]
@@ -138,8 +139,9 @@ pub(crate) struct ModelArgs {
     pub(crate) max_shift: f32,
     /// Safety net: largest expected loss (1 − IoU) of a copy: this frame's luma change times
     /// what the object's copies would have lost per unit of change on its computed frames.
-    #[arg(long, value_parser = positive, default_value_t = reuse_vos::track::safety::MAX_COPY_LOSS)]
-    pub(crate) max_copy_loss: f32,
+    /// Default: 0.12 (memory tracker: 0.25).
+    #[arg(long, value_parser = positive)]
+    pub(crate) max_copy_loss: Option<f32>,
     /// Safety net: largest expected loss (1 − IoU) of a copy from the object's growth or
     /// shrinking alone (its area's rate of change between its last two computed or given
     /// frames).
@@ -461,30 +463,37 @@ pub(crate) fn tracker_config(args: &ModelArgs, threads: usize) -> TrackerConfig 
     cfg.target.input = args.target_input;
     cfg.target.learning_rate = args.target_lr.clamp(0.0, 0.99);
     cfg.target.keep_given = args.keep_given;
-    cfg.gate = GateSettings {
-        policy: args.gate,
-        tau: args.tau,
-        tau2: args.tau2,
-        mode: args.reuse_mode,
-        follow: args.follow,
-        stale_keys: args.matching.stale_keys(args.matching.backbone),
-        safety: SafetyNet {
-            enabled: !args.no_safety_net,
-            max_streak: args.max_streak,
-            max_motion: args.max_motion,
-            max_change: args.max_change,
-            max_area_ratio: args.max_area_ratio,
-            max_shift: args.max_shift,
-            max_copy_loss: Some(args.max_copy_loss),
-            max_growth_loss: Some(args.max_growth_loss),
-        },
-    };
+    cfg.gate = gate_settings(args, args.tracker);
     cfg.target.update_every = if args.update_every == 0 {
         usize::MAX
     } else {
         args.update_every
     };
     cfg
+}
+
+/// The gate for `tracker`: the user's options over that tracker's defaults (τ, the copy-loss
+/// bound and the streak differ for the memory tracker: `TrackerKind::gate_defaults`).
+pub(crate) fn gate_settings(args: &ModelArgs, tracker: TrackerKind) -> GateSettings {
+    let defaults = tracker.gate_defaults();
+    GateSettings {
+        policy: args.gate,
+        tau: args.tau.unwrap_or(defaults.tau),
+        tau2: args.tau2,
+        mode: args.reuse_mode,
+        follow: args.follow,
+        stale_keys: args.matching.stale_keys(args.matching.backbone),
+        safety: SafetyNet {
+            enabled: !args.no_safety_net,
+            max_streak: args.max_streak.unwrap_or(defaults.safety.max_streak),
+            max_motion: args.max_motion,
+            max_change: args.max_change,
+            max_area_ratio: args.max_area_ratio,
+            max_shift: args.max_shift,
+            max_copy_loss: args.max_copy_loss.or(defaults.safety.max_copy_loss),
+            max_growth_loss: Some(args.max_growth_loss),
+        },
+    }
 }
 
 /// Hex SHA-256 of bytes (for the weight manifest).

@@ -309,6 +309,7 @@ pub(crate) fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         policies: &args.gates,
         modes: &args.reuse_modes,
         taus: &args.taus,
+        gate_for: &|t| gate_settings(&args.model, t),
     };
     let bar = progress_bar(count_frames(&dataset)? * plan.len() as u64, "sweep");
     let model_for = |t: TrackerKind, b: MatchBackbone| {
