@@ -91,52 +91,45 @@ fn a_closed_loop_decoder_that_cannot_be_read_is_refused_before_caching() {
 }
 
 /// The gate's defaults follow the tracker (the memory tracker's τ, copy-loss bound and streak
-/// were chosen on the folds for it), an option the user gives wins over them, and stats.json
-/// says which were used.
+/// were chosen on the folds for it), each option the user gives wins over its default alone,
+/// and stats.json says which were used.
 #[test]
 fn the_gate_defaults_follow_the_tracker_and_yield_to_options() {
+    use reuse_vos::track::TrackerKind;
     let dir = common::temp_dir("gate-defaults");
     let seq = common::davis2016().join("JPEGImages/480p/rhino");
     let mask = common::davis2016().join("Annotations/480p/rhino/00000.png");
-    let gate = |name: &str, extra: &[&str]| -> serde_json::Value {
+    let used = |name: &str, extra: &[&str]| -> (f32, f32, usize) {
         let out = dir.join(name);
-        let args = [&["--end", "3", "--max-side", "320"][..], extra].concat();
+        let args = [&["--end", "1", "--max-side", "320"][..], extra].concat();
         let run = common::segment(&seq, &mask, &out, &args);
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(run.status.success(), "{name}: {err}");
         let stats = std::fs::read(out.join("stats.json")).unwrap();
         let stats: serde_json::Value = serde_json::from_slice(&stats).unwrap();
-        stats["gate"].clone()
-    };
-    let used = |g: &serde_json::Value| {
-        let s = &g["safety"];
+        let (g, s) = (&stats["gate"], &stats["gate"]["safety"]);
         (
             g["tau"].as_f64().unwrap() as f32,
             s["max_copy_loss"].as_f64().unwrap() as f32,
             s["max_streak"].as_u64().unwrap() as usize,
         )
     };
-    use reuse_vos::track::tracker::{MEMORY_MAX_COPY_LOSS, MEMORY_MAX_STREAK, MEMORY_TAU};
-    let shared = (
-        0.7,
-        reuse_vos::track::safety::MAX_COPY_LOSS,
-        reuse_vos::track::safety::MAX_STREAK,
-    );
-    let memory = (MEMORY_TAU, MEMORY_MAX_COPY_LOSS, MEMORY_MAX_STREAK);
-    assert_ne!(memory, shared);
-    assert_eq!(used(&gate("fusion", &[])), shared);
-    assert_eq!(used(&gate("memory", &["--tracker", "memory"])), memory);
-    let asked = [
-        "--tau",
-        "0.7",
-        "--max-copy-loss",
-        "0.12",
-        "--max-streak",
-        "6",
-    ];
-    let g = gate(
-        "memory-asked",
+    let defaults = |t: TrackerKind| {
+        let g = t.gate_defaults();
+        (g.tau, g.safety.max_copy_loss.unwrap(), g.safety.max_streak)
+    };
+    let (fusion, memory) = (defaults(TrackerKind::Fusion), defaults(TrackerKind::Memory));
+    assert_eq!(fusion, (0.7, 0.12, 6), "the shared defaults");
+    assert_eq!(memory, (0.75, 0.25, 5), "the memory tracker's");
+    assert_eq!(used("fusion", &[]), fusion);
+    assert_eq!(used("memory", &["--tracker", "memory"]), memory);
+    let tau = used("memory-tau", &["--tracker", "memory", "--tau", "0.65"]);
+    assert_eq!(tau, (0.65, memory.1, memory.2));
+    let asked = ["--max-copy-loss", "0.3", "--max-streak", "3"];
+    let g = used(
+        "memory-net",
         &[&["--tracker", "memory"][..], &asked].concat(),
     );
-    assert_eq!(used(&g), shared);
+    assert_eq!(g, (memory.0, 0.3, 3));
+    let _ = std::fs::remove_dir_all(&dir);
 }

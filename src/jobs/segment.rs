@@ -393,7 +393,7 @@ fn check_same_job(job: &SegmentJob, asked: &JobRecord) -> Result<()> {
         return Ok(());
     }
     Err(Error::Invalid(format!(
-        "{}: --resume continues the run that was interrupted there, but this command differs in {} (see {}); run the same command again, or drop --resume to start over",
+        "{}: --resume continues the run that was interrupted there, but this command differs in {} (see {}); run the command that made it (another version's defaults may differ: job.json records the settings it ran with), or drop --resume to start over",
         job.out.display(),
         differs.join(", "),
         job.out.join(JOB).display()

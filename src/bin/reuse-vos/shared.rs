@@ -191,7 +191,7 @@ pub(crate) struct MatchingArgs {
     /// above this (the gate would have copied it; the safety net refused) — its memory reads
     /// its last readout moved by the object's motion; the target model and the decoder run as
     /// usual. 1: never. Default: 0.7 on DINOv2 (only frames whose copy the
-    /// safety net refused), never on MobileNetV2.
+    /// safety net refused; never below the gate's τ), never on MobileNetV2.
     #[arg(long)]
     pub(crate) stale_keys_tau: Option<f32>,
     /// Quality mode: frames an object may go without fresh keys (copied ones included).

@@ -94,7 +94,7 @@ pub(crate) struct SweepArgs {
         long,
         value_delimiter = ',',
         value_parser = unit_interval,
-        default_value = "1,0.9,0.8,0.7,0.6,0.5,0.3,0.1"
+        default_value = "1,0.9,0.8,0.75,0.7,0.6,0.5,0.3,0.1"
     )]
     pub(crate) taus: Vec<f32>,
     /// Policies to run (learned, copy, fusion, oracle, never).

@@ -48,7 +48,9 @@ impl TrackerKind {
     /// sequences (session 25, 16 settings; every fold within 0.10 J&F of never reusing, no
     /// sequence below −4.9, 47.9 % reused): τ 0.75, a copy-loss bound of 0.25, 5 copies in a
     /// row. At the shared defaults (τ 0.7, 0.12, 6) it lost 0.69 on a fold and 7.5 on
-    /// drift-turn at 39.7 % reused.
+    /// drift-turn at 39.7 % reused. The command line applies these; `TrackerConfig::default()`
+    /// carries the shared ones, so a library caller building a memory session sets
+    /// `gate: TrackerKind::Memory.gate_defaults()` itself.
     pub fn gate_defaults(self) -> GateSettings {
         let mut gate = GateSettings::default();
         if self == TrackerKind::Memory {
