@@ -54,18 +54,13 @@ impl TrackerKind {
     pub fn gate_defaults(self) -> GateSettings {
         let mut gate = GateSettings::default();
         if self == TrackerKind::Memory {
-            gate.tau = MEMORY_TAU;
-            gate.safety.max_copy_loss = Some(MEMORY_MAX_COPY_LOSS);
-            gate.safety.max_streak = MEMORY_MAX_STREAK;
+            gate.tau = 0.75;
+            gate.safety.max_copy_loss = Some(0.25);
+            gate.safety.max_streak = 5;
         }
         gate
     }
 }
-
-/// The memory tracker's gate defaults (see [`TrackerKind::gate_defaults`]).
-pub const MEMORY_TAU: f32 = 0.75;
-pub const MEMORY_MAX_COPY_LOSS: f32 = 0.25;
-pub const MEMORY_MAX_STREAK: usize = 5;
 
 /// A frame's backbone features as far as they were computed: the low levels always, the deep
 /// ones (and the tracker's input made from them) only when some object needs them.
