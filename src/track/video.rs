@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::io::source::SourceFrame;
 use crate::io::{Frame, Mask};
 use crate::model::Model;
-use crate::model::tensor::resize_bilinear;
+use crate::model::tensor::{resize_bilinear, threshold_bilinear};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -620,6 +620,24 @@ fn to_original_size(
         .map(|o| o.id)
         .collect();
     let probabilities = std::mem::take(&mut result.probabilities);
+    if let ([(id, p)], false, false) = (
+        probabilities.as_slice(),
+        want_mattes || processing == (w, h),
+        given_ids.len() == 1,
+    ) {
+        // One tracked object and no mattes: its mask straight from its probability, without
+        // the float image at the frames' size and a second pass over it (~0.35 ms a frame).
+        let size = (ph as usize, pw as usize);
+        let ids = threshold_bilinear(p, size, (h as usize, w as usize), *id);
+        return (
+            Mask {
+                width: w,
+                height: h,
+                ids,
+            },
+            None,
+        );
+    }
     let (ids, probs): (Vec<u8>, Vec<Vec<f32>>) = if processing == (w, h) {
         probabilities.into_iter().unzip()
     } else {
