@@ -186,6 +186,7 @@ pub fn sweep(
         )?;
         report.write_csvs(&dir, "sweep")?;
         let g = &report.global;
+        let safety = &cfg.gate.safety;
         rows.push(SweepRow {
             tracker,
             backbone,
@@ -197,6 +198,9 @@ pub fn sweep(
             f: g.f_mean,
             reuse_rate: summary.reuse_rate,
             fps: summary.mean_fps,
+            throughput_fps: summary.throughput_fps,
+            max_streak: safety.enabled.then_some(safety.max_streak),
+            max_copy_loss: safety.max_copy_loss.filter(|_| safety.enabled),
             gflops: 2.0 * summary.gmacs_per_frame,
             object_mib: summary.max_object_bytes as f64 / (1024.0 * 1024.0),
             ms_computed: summary.frame_kinds.computed_ms,

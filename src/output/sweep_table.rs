@@ -27,6 +27,12 @@ pub struct SweepRow {
     pub reuse_rate: f64,
     /// Mean of the sequences' FPS (init included).
     pub fps: f64,
+    /// All frames over the run's wall time (every frame weighs the same; 0: not recorded).
+    pub throughput_fps: f64,
+    /// The safety net's bounds the run had (each tracker has its own defaults): most reused
+    /// frames in a row and the copy audit's bound. None: net off, or not recorded.
+    pub max_streak: Option<usize>,
+    pub max_copy_loss: Option<f32>,
     /// GFLOPs per frame of the paths taken (2 × MACs).
     pub gflops: f64,
     /// The most one object's tracker model held, MiB.
@@ -45,7 +51,7 @@ impl SweepRow {
     }
 
     /// The row as the tables show it, under [`HEADER`].
-    pub fn cells(&self) -> [String; 14] {
+    pub fn cells(&self) -> [String; 16] {
         [
             self.tracker.to_string(),
             self.backbone.to_string(),
@@ -57,6 +63,10 @@ impl SweepRow {
             format!("{:.1}", 100.0 * self.f),
             format!("{:.1} %", 100.0 * self.reuse_rate),
             format!("{:.1}", self.fps),
+            match self.throughput_fps {
+                0.0 => "–".to_string(),
+                fps => format!("{fps:.1}"),
+            },
             format!("{:.1}", self.ms_computed),
             match self.ms_reused {
                 0.0 => "–".to_string(),
@@ -64,12 +74,17 @@ impl SweepRow {
             },
             format!("{:.2}", self.gflops),
             format!("{:.1}", self.object_mib),
+            match (self.max_streak, self.max_copy_loss) {
+                (Some(s), Some(l)) => format!("{s} / {l}"),
+                (Some(s), None) => format!("{s} / –"),
+                _ => "–".to_string(),
+            },
         ]
     }
 }
 
 /// The tables' column names.
-pub const HEADER: [&str; 14] = [
+pub const HEADER: [&str; 16] = [
     "tracker",
     "backbone",
     "policy",
@@ -79,11 +94,13 @@ pub const HEADER: [&str; 14] = [
     "J",
     "F",
     "reuse rate",
-    "FPS",
+    "FPS (mean per sequence)",
+    "throughput FPS",
     "ms computed",
     "ms reused",
     "GFLOPs/frame",
     "MiB/object",
+    "safety: streak / copy loss",
 ];
 
 /// The curve of a tracker, matching backbone, policy and mode: `frtm/learned/stored`,
@@ -143,6 +160,9 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
             f: num("f")?,
             reuse_rate: num("reuse_rate")?,
             fps: num("fps")?,
+            throughput_fps: num("throughput_fps").unwrap_or(0.0),
+            max_streak: num("max_streak").ok().map(|v| v as usize),
+            max_copy_loss: num("max_copy_loss").ok().map(|v| v as f32),
             gflops: num("gflops_per_frame")?,
             object_mib: num("object_mib").unwrap_or(0.0),
             ms_computed: num("ms_computed").unwrap_or(0.0),
@@ -156,7 +176,7 @@ pub fn read(path: &Path) -> Result<Vec<SweepRow>> {
 /// `sweep.csv`, `sweep.md` and `sweep.svg` in `out`.
 pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
     let mut csv = String::from(
-        "tracker,backbone,policy,mode,tau,jf,j,f,reuse_rate,fps,ms_computed,ms_reused,gflops_per_frame,object_mib,run\n",
+        "tracker,backbone,policy,mode,tau,jf,j,f,reuse_rate,fps,throughput_fps,ms_computed,ms_reused,gflops_per_frame,object_mib,max_streak,max_copy_loss,run\n",
     );
     let mut md = format!(
         "| {} |\n|{}\n",
@@ -165,8 +185,10 @@ pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
     );
     for r in rows {
         let mode = r.mode.map(|m| m.to_string()).unwrap_or_default();
+        let streak = r.max_streak.map(|s| s.to_string()).unwrap_or_default();
+        let loss = r.max_copy_loss.map(|l| l.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.1},{:.1},{:.3},{:.2},{}\n",
+            "{},{},{},{mode},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{:.3},{:.2},{streak},{loss},{}\n",
             r.tracker,
             r.backbone,
             r.policy,
@@ -176,6 +198,7 @@ pub fn write_outputs(rows: &[SweepRow], out: &Path) -> Result<()> {
             r.f,
             r.reuse_rate,
             r.fps,
+            r.throughput_fps,
             r.ms_computed,
             r.ms_reused,
             r.gflops,
@@ -274,11 +297,14 @@ mod tests {
             f: jf,
             reuse_rate,
             fps,
+            throughput_fps: fps * 0.5,
+            max_streak: Some(6),
+            max_copy_loss: Some(0.12),
             gflops: 5.0,
             object_mib: 4.4,
             ms_computed: 80.0,
             ms_reused: 30.0,
-            run: String::new(),
+            run: format!("{policy}/tau-{tau}"),
         };
         let rows = vec![
             row(GatePolicy::Learned, 1.0, 0.60, 12.0, 0.0),
@@ -287,6 +313,32 @@ mod tests {
             row(GatePolicy::Copy, 0.5, 0.50, 20.0, 0.5),
         ];
         let svg = plot(&rows).expect("plot");
+        // The table reads back what it wrote, the safety net's bounds and throughput included.
+        let dir = std::env::temp_dir().join(format!("rvos-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut off = rows[3].clone();
+        (off.max_streak, off.max_copy_loss) = (None, None);
+        let written = [&rows[..3], &[off]].concat();
+        write_outputs(&written, &dir).unwrap();
+        let back = read(&dir.join(SWEEP_CSV)).unwrap();
+        let seen = |r: &SweepRow| {
+            (
+                r.run.clone(),
+                r.throughput_fps,
+                r.max_streak,
+                r.max_copy_loss,
+            )
+        };
+        assert_eq!(
+            back.iter().map(seen).collect::<Vec<_>>(),
+            written.iter().map(seen).collect::<Vec<_>>()
+        );
+        let md = std::fs::read_to_string(dir.join(SWEEP_MD)).unwrap();
+        assert!(
+            md.contains("| 6 / 0.12 |") && md.contains("| 9.0 |"),
+            "{md}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
         assert!(
             svg.contains("\nfrtm/learned\n") && svg.contains("\nfrtm/copy\n"),
