@@ -87,6 +87,16 @@ impl TrackingSize {
 }
 
 impl TrackerConfig {
+    /// The defaults for `tracker`, its own gate defaults included (the memory tracker's differ
+    /// from the others'; `TrackerConfig::default()` is FRTM's).
+    pub fn for_tracker(tracker: TrackerKind) -> TrackerConfig {
+        TrackerConfig {
+            tracker,
+            gate: tracker.gate_defaults(),
+            ..TrackerConfig::default()
+        }
+    }
+
     /// The longest side this configuration tracks videos at (None: their own size).
     pub fn max_side(&self) -> Option<u32> {
         self.size.max_side()

@@ -48,9 +48,8 @@ impl TrackerKind {
     /// sequences (session 25, 16 settings; every fold within 0.10 J&F of never reusing, no
     /// sequence below −4.9, 47.9 % reused): τ 0.75, a copy-loss bound of 0.25, 5 copies in a
     /// row. At the shared defaults (τ 0.7, 0.12, 6) it lost 0.69 on a fold and 7.5 on
-    /// drift-turn at 39.7 % reused. The command line applies these; `TrackerConfig::default()`
-    /// carries the shared ones, so a library caller building a memory session sets
-    /// `gate: TrackerKind::Memory.gate_defaults()` itself.
+    /// drift-turn at 39.7 % reused. The command line applies these, and so does
+    /// `TrackerConfig::for_tracker`; `TrackerConfig::default()` carries the shared ones.
     pub fn gate_defaults(self) -> GateSettings {
         let mut gate = GateSettings::default();
         if self == TrackerKind::Memory {
@@ -150,5 +149,30 @@ pub fn build(kind: TrackerKind, config: &crate::track::TrackerConfig) -> Box<dyn
         TrackerKind::Frtm => Box::new(frtm()),
         TrackerKind::Memory => Box::new(memory::Memory::new(config.memory)),
         TrackerKind::Fusion => Box::new(fusion::Fusion::new(frtm(), config.memory, config.fusion)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::session::TrackerConfig;
+
+    #[test]
+    fn a_config_for_a_tracker_carries_its_gate_defaults() {
+        let bounds = |c: &TrackerConfig| {
+            let g = &c.gate;
+            (g.tau, g.safety.max_copy_loss, g.safety.max_streak)
+        };
+        let memory = TrackerConfig::for_tracker(TrackerKind::Memory);
+        assert_eq!(memory.tracker, TrackerKind::Memory);
+        assert_eq!(bounds(&memory), (0.75, Some(0.25), 5));
+        for kind in [TrackerKind::Fusion, TrackerKind::Frtm] {
+            let c = TrackerConfig::for_tracker(kind);
+            assert_eq!(
+                (c.tracker, bounds(&c)),
+                (kind, bounds(&TrackerConfig::default()))
+            );
+        }
+        assert_ne!(bounds(&memory), bounds(&TrackerConfig::default()));
     }
 }
