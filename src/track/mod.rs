@@ -4,6 +4,7 @@
 //! [`merge`] across objects → the tracker models' update. Each object's state is one
 //! [`object::ObjectState`]. [`video`] drives a session over a whole video.
 
+pub mod config;
 pub mod decide;
 pub mod flops;
 pub mod flow;
@@ -18,7 +19,8 @@ pub mod timing;
 pub mod tracker;
 pub mod video;
 
+pub use config::{DEFAULT_MAX_SIDE, TrackerConfig, TrackingSize};
 pub use object::ObjectFrame;
-pub use session::{DEFAULT_MAX_SIDE, FrameOutput, Session, TrackerConfig, TrackingSize};
+pub use session::{FrameOutput, Session};
 pub use timing::StageTimes;
 pub use tracker::TrackerKind;

@@ -155,7 +155,7 @@ pub fn build(kind: TrackerKind, config: &crate::track::TrackerConfig) -> Box<dyn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::session::TrackerConfig;
+    use crate::track::TrackerConfig;
 
     #[test]
     fn a_config_for_a_tracker_carries_its_gate_defaults() {
