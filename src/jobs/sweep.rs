@@ -187,6 +187,8 @@ pub fn sweep(
         report.write_csvs(&dir, "sweep")?;
         let g = &report.global;
         let safety = &cfg.gate.safety;
+        // The net's bounds, where it can act: a run that never reuses shows none.
+        let net = safety.enabled && tau < 1.0 && policy != GatePolicy::Never;
         rows.push(SweepRow {
             tracker,
             backbone,
@@ -199,8 +201,8 @@ pub fn sweep(
             reuse_rate: summary.reuse_rate,
             fps: summary.mean_fps,
             throughput_fps: summary.throughput_fps,
-            max_streak: safety.enabled.then_some(safety.max_streak),
-            max_copy_loss: safety.max_copy_loss.filter(|_| safety.enabled),
+            max_streak: net.then_some(safety.max_streak),
+            max_copy_loss: safety.max_copy_loss.filter(|_| net),
             gflops: 2.0 * summary.gmacs_per_frame,
             object_mib: summary.max_object_bytes as f64 / (1024.0 * 1024.0),
             ms_computed: summary.frame_kinds.computed_ms,

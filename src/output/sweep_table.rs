@@ -370,6 +370,15 @@ mod tests {
             (rows[0].policy, rows[0].mode, rows[0].tau),
             (GatePolicy::Copy, None, 0.7)
         );
+        // Columns added since read as not recorded.
+        assert_eq!(
+            (
+                rows[0].throughput_fps,
+                rows[0].max_streak,
+                rows[0].max_copy_loss
+            ),
+            (0.0, None, None)
+        );
         let new = dir.join("new.csv");
         std::fs::write(
             &new,

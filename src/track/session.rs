@@ -1,7 +1,8 @@
 //! The streaming session a program drives frame by frame. Each pushed frame runs the same steps,
 //! decide first, then run: features → per-object decision → path → merge → update.
 
-use super::config::TrackerConfig;
+// Public here too: these were the session's own types before `config` held them.
+pub use super::config::{DEFAULT_MAX_SIDE, TrackerConfig, TrackingSize};
 use super::decide::{Decided, Oracle, decide};
 use super::flops::StageMacs;
 use super::gate::{GatePolicy, GateSettings, Path};

@@ -620,11 +620,11 @@ fn to_original_size(
         .map(|o| o.id)
         .collect();
     let probabilities = std::mem::take(&mut result.probabilities);
-    if let ([(id, p)], false, false) = (
-        probabilities.as_slice(),
-        want_mattes || processing == (w, h),
-        given_ids.len() == 1,
-    ) {
+    if let [(id, p)] = probabilities.as_slice()
+        && given_ids.is_empty()
+        && !want_mattes
+        && processing != (w, h)
+    {
         // One tracked object and no mattes: its mask straight from its probability, without
         // the float image at the frames' size and a second pass over it (~0.35 ms a frame).
         let size = (ph as usize, pw as usize);
